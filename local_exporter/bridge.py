@@ -1,0 +1,121 @@
+"""`GET /bridge?selector=NAME`: one scrape, fanned out to the selector's source.
+
+Everything that is the same for every kind lives here: the deadline (selector timeout and the
+Prometheus scrape-timeout header), complete-or-error answers, the status table, the
+Content-Type, compression, the selector's metrics and one log line per failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from local_exporter import payload
+from local_exporter.config import SelectorConfig
+from local_exporter.errors import OUTCOME_STATUS, REJECTION_STATUS, SourceError
+from local_exporter.limits import SCRAPE_TIMEOUT_HEADER, BadScrapeTimeout, scrape_deadline
+from local_exporter.logs import fields
+from local_exporter.metrics import ExporterMetrics, SelectorMetrics
+from local_exporter.responses import compress_if_accepted, text
+from local_exporter.sources import Source
+
+log = logging.getLogger("local_exporter.bridge")
+# Echoed names are cut short: an unknown selector is whatever a client typed.
+_ECHO_LIMIT = 64
+
+
+@dataclass
+class Selector:
+    """A configured selector at run time: its config, its open source and its metrics."""
+
+    config: SelectorConfig
+    source: Source
+    metrics: SelectorMetrics
+    failing: bool = field(default=False)
+
+
+class Bridge:
+    def __init__(self, selectors: dict[str, Selector], metrics: ExporterMetrics, timeout_offset: float) -> None:
+        self.selectors = selectors
+        self.metrics = metrics
+        self.timeout_offset = timeout_offset
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        names = request.query.getall("selector", [])
+        if len(names) != 1 or not names[0]:
+            reason = (
+                "missing selector: use /bridge?selector=NAME"
+                if not any(names)
+                else (f"selector given {len(names)} times: give exactly one")
+            )
+            return self._reject("bad_request", reason)
+        selector = self.selectors.get(names[0])
+        if selector is None:
+            return self._reject("unknown_selector", f"unknown selector {_echo(names[0])}")
+        try:
+            deadline = scrape_deadline(
+                selector.config.timeout, request.headers.get(SCRAPE_TIMEOUT_HEADER), self.timeout_offset
+            )
+        except BadScrapeTimeout as exc:
+            return self._reject("bad_request", str(exc))
+        return await self._scrape(request, selector, deadline)
+
+    def _reject(self, reason: str, message: str) -> web.Response:
+        self.metrics.rejected(reason)
+        return text(REJECTION_STATUS[reason], message)
+
+    async def _scrape(self, request: web.Request, selector: Selector, deadline: float) -> web.StreamResponse:
+        metrics = selector.metrics
+        metrics.in_flight.inc()
+        started = time.perf_counter()
+        try:
+            try:
+                async with asyncio.timeout(deadline):
+                    body = await selector.source.fetch()
+                content_type = payload.content_type(body)
+            except SourceError as exc:
+                return self._failed(selector, exc.outcome, str(exc), started)
+            except TimeoutError:
+                return self._failed(
+                    selector, "timeout", f"no complete answer within the {deadline:g} s deadline", started
+                )
+            except asyncio.CancelledError:
+                # The client went away: the source work is cancelled with us. Not a source failure.
+                metrics.record_failure("cancelled", time.perf_counter() - started)
+                log.info("scrape cancelled: client went away", extra=fields(selector=selector.config.name))
+                raise
+            except Exception as exc:
+                log.debug("internal error", exc_info=True)
+                return self._failed(selector, "internal_error", f"internal error: {exc!r}"[:200], started)
+        finally:
+            metrics.in_flight.dec()
+        metrics.record_success(len(body), time.perf_counter() - started)
+        if selector.failing:
+            selector.failing = False
+            log.info("scrape recovered", extra=fields(selector=selector.config.name))
+        return compress_if_accepted(request, web.Response(body=body, headers={"Content-Type": content_type}))
+
+    def _failed(self, selector: Selector, outcome: str, reason: str, started: float) -> web.Response:
+        duration = time.perf_counter() - started
+        selector.metrics.record_failure(outcome, duration)
+        selector.failing = True
+        status = OUTCOME_STATUS[outcome]
+        log.warning(
+            "scrape failed",
+            extra=fields(
+                selector=selector.config.name,
+                outcome=outcome,
+                status=status,
+                reason=reason,
+                duration_seconds=round(duration, 6),
+            ),
+        )
+        return text(status, f"selector {selector.config.name}: {outcome}: {reason}")
+
+
+def _echo(name: str) -> str:
+    return repr(name if len(name) <= _ECHO_LIMIT else name[:_ECHO_LIMIT] + "...")

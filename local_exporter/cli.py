@@ -1,0 +1,151 @@
+"""The `local-exporter` command: serve, check-config, example.
+
+A drop-in for the original's command line: `serve -c FILE` (or `--config FILE`, also before
+the subcommand), `-v` repeatable, default config `/etc/local_exporter/config.toml`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from local_exporter import __version__, logs
+from local_exporter.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load
+
+log = logging.getLogger("local_exporter")
+# How long in-flight scrapes may finish after SIGTERM before connections are closed.
+SHUTDOWN_GRACE_SECONDS = 5.0
+
+
+def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    # Options exist on the top parser and on each subcommand, as the original's persistent
+    # flags did; SUPPRESS keeps a subcommand from resetting what was given before it.
+    default = (lambda value: value) if top else (lambda value: argparse.SUPPRESS)
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=default(DEFAULT_CONFIG_PATH),
+        help=f"configuration file (default {DEFAULT_CONFIG_PATH})",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=default(0), help="more logging: -v info, -vv debug")
+    parser.add_argument(
+        "--log-format", choices=logs.FORMATS, default=default("logfmt"), help="log line format (default logfmt)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="local-exporter", description="Bridge host-local metrics sources to Prometheus."
+    )
+    parser.add_argument("--version", action="version", version=f"local-exporter {__version__}")
+    _common(parser, top=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser("serve", help="serve /bridge, /metrics and the health endpoints")
+    _common(serve, top=False)
+    check = commands.add_parser("check-config", help="validate a config file: exit 0 if usable, 1 with every problem")
+    _common(check, top=False)
+    check.add_argument("file", nargs="?", type=Path, help="config file (default: --config)")
+    example = commands.add_parser("example", help="serve a bundled example source: a working /bridge in one command")
+    _common(example, top=False)
+    example.add_argument("--address", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    example.add_argument("--port", type=int, default=9598, help="listen port (default 9598)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logs.setup(args.verbose, args.log_format)
+    if args.command == "check-config":
+        return check_config(args.file or args.config)
+    if args.command == "serve":
+        return serve(args.config)
+    if args.command == "example":
+        return example(args.address, args.port)
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _load(path: Path) -> Config | None:
+    try:
+        return load(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{path}: {len(exc.problems)} problem(s); not starting", file=sys.stderr)
+        return None
+
+
+def check_config(path: Path) -> int:
+    config = _load(path)
+    if config is None:
+        return 1
+    print(f"{path}: OK, {len(config.selectors)} selector(s): {', '.join(s.name for s in config.selectors)}")
+    return 0
+
+
+def serve(path: Path) -> int:
+    config = _load(path)
+    if config is None:
+        return 1
+    from local_exporter.app import make_app
+
+    return run(make_app(config), config)
+
+
+def example(address: str, port: int) -> int:
+    from local_exporter import example as example_module
+
+    with tempfile.TemporaryDirectory(prefix="local-exporter-example-") as directory:
+        try:
+            app, config = example_module.build(Path(directory), address, port)
+        except ConfigError as exc:  # only if the template itself is broken
+            print("\n".join(exc.problems), file=sys.stderr)
+            return 1
+        base = f"http://{address}:{port}"
+        print(f"local-exporter example: serving {len(config.selectors)} example selectors (Ctrl-C stops)")
+        for selector in config.selectors:
+            print(f"  {base}/bridge?selector={selector.name}    ({selector.source.describe()})")
+        print(f"  {base}/metrics    (the bridge's own metrics)")
+        print(f"  {base}/           (landing page)", flush=True)
+        return run(app, config)
+
+
+def run(app: web.Application, config: Config) -> int:
+    """Serve until SIGINT/SIGTERM; a port that cannot be bound is a clear error, not a traceback."""
+    address, port = config.service.address, config.service.port
+    log.info(
+        "starting", extra=logs.fields(address=address, port=port, selectors=",".join(s.name for s in config.selectors))
+    )
+    try:
+        web.run_app(
+            app,
+            host=address,
+            port=port,
+            print=None,
+            handler_cancellation=True,
+            shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+            access_log=logging.getLogger("aiohttp.access"),
+            loop=_new_loop(),
+        )
+    except OSError as exc:
+        print(f"local-exporter: cannot listen on {address}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    log.info("stopped")
+    return 0
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()

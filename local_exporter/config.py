@@ -1,0 +1,157 @@
+"""The TOML config -> frozen dataclasses, parsed once and strictly.
+
+The original Go local_exporter's files load unchanged. Every problem (TOML syntax, unknown
+key, wrong type, bad value, duplicate selector) is collected with its dotted location and
+line, and `ConfigError` carries all of them at once.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from local_exporter import limits
+from local_exporter.fields import Problems, Table
+from local_exporter.sources import KINDS, BusAddresses, SourceSettings
+from local_exporter.toml_lines import blank_lines, scan
+
+DEFAULT_CONFIG_PATH = Path("/etc/local_exporter/config.toml")
+SELECTORS_TABLE = ("bridge", "selectors")
+# Selector names become URL parameters and metric label values: keep them plain.
+SELECTOR_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+_TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    # The original's defaults, except TLS: it defaulted to tls = true and then refused to start.
+    address: str = "0.0.0.0"
+    port: int = 9598
+    scrape_timeout_offset: float = limits.DEFAULT_SCRAPE_TIMEOUT_OFFSET
+
+
+@dataclass(frozen=True)
+class SelectorConfig:
+    name: str
+    kind: str
+    timeout: float
+    max_bytes: int
+    source: SourceSettings
+
+
+@dataclass(frozen=True)
+class Config:
+    service: ServiceConfig
+    selectors: tuple[SelectorConfig, ...]
+
+    def selector(self, name: str) -> SelectorConfig | None:
+        return next((s for s in self.selectors if s.name == name), None)
+
+
+class ConfigError(Exception):
+    """The config cannot be used; `problems` holds one rendered line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load(path: Path) -> Config:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read config: {exc.strerror or exc}"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: config is not UTF-8 text (byte {exc.start})"]) from None
+    return parse(text, str(path))
+
+
+def parse(text: str, filename: str = "<config>") -> Config:
+    problems = Problems(key_lines=scan(text, SELECTORS_TABLE))
+    duplicates = problems.key_lines.duplicates
+    for name, first, span in duplicates:
+        problems.add((*SELECTORS_TABLE, name), f"selector defined twice (first at line {first})", line=span.start)
+    try:
+        # Dropping the second definition of a duplicated selector lets tomllib read the rest, so
+        # the duplicate is reported together with everything else.
+        raw = tomllib.loads(blank_lines(text, [span for _, _, span in duplicates]) if duplicates else text)
+    except tomllib.TOMLDecodeError as exc:
+        line = _TOML_LINE.search(str(exc))
+        problems.add((), f"invalid TOML: {exc}", line=int(line.group(1)) if line else None)
+        raise ConfigError([p.render(filename) for p in problems.sorted()]) from None
+    config = _read(Table(raw, (), problems))
+    if problems or config is None:
+        raise ConfigError([p.render(filename) for p in problems.sorted()])
+    return config
+
+
+def _read(top: Table) -> Config | None:
+    service = _read_service(top.table("service"))
+    bridge = top.table("bridge")
+    buses = BusAddresses(
+        system=_bus_address(bridge, "dbus_system_bus_address"),
+        session=_bus_address(bridge, "dbus_session_bus_address"),
+    )
+    selectors = _read_selectors(bridge.table("selectors"), buses, top.problems)
+    bridge.finish()
+    top.finish()
+    return Config(service, selectors)
+
+
+def _read_service(table: Table) -> ServiceConfig:
+    defaults = ServiceConfig()
+    address = table.string("address", defaults.address)
+    if address == "":
+        table.problem("address", "must not be empty")
+    if table.boolean("tls", False):
+        table.problem("tls", "TLS is not built in yet: set tls = false and terminate TLS in front of the bridge")
+    config = ServiceConfig(
+        address=address or defaults.address,
+        port=table.integer("port", defaults.port, low=1, high=65535),
+        scrape_timeout_offset=table.number("scrape_timeout_offset", defaults.scrape_timeout_offset, low=0, high=60),
+    )
+    table.finish()
+    return config
+
+
+def _bus_address(bridge: Table, key: str) -> str:
+    address = bridge.string(key, "") or ""
+    if key in bridge.raw and not address.strip():
+        bridge.problem(key, "must not be empty")
+    return address
+
+
+def _read_selectors(table: Table, buses: BusAddresses, problems: Problems) -> tuple[SelectorConfig, ...]:
+    if not table.raw:
+        problems.add(SELECTORS_TABLE, "no selectors configured: add at least one [bridge.selectors.NAME] table")
+    selectors = []
+    for name, raw in table.subtables():
+        if not SELECTOR_NAME.match(name):
+            table.problem(
+                name, "selector names are 1-64 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
+            )
+        if not isinstance(raw, dict):
+            table.problem(name, "must be a table with at least `kind` and `path`")
+            continue
+        selector = _read_selector(name, Table(raw, table.at(name), problems), buses)
+        if selector is not None and SELECTOR_NAME.match(name):
+            selectors.append(selector)
+    return tuple(sorted(selectors, key=lambda s: s.name))
+
+
+def _read_selector(name: str, table: Table, buses: BusAddresses) -> SelectorConfig | None:
+    kind = table.choice("kind", tuple(KINDS))
+    timeout = table.number("timeout", limits.DEFAULT_TIMEOUT_SECONDS, low=0, high=limits.MAX_TIMEOUT_SECONDS)
+    max_bytes = table.integer("max_bytes", limits.DEFAULT_MAX_BYTES, low=1, high=limits.MAX_MAX_BYTES)
+    if kind is None:
+        # Without a kind we cannot tell which keys belong: report only the kind.
+        return None
+    source = KINDS[kind].parse(table, buses)
+    table.finish()
+    if source is None:
+        return None
+    return SelectorConfig(name, kind, timeout, max_bytes, source)

@@ -1,0 +1,73 @@
+"""What can go wrong on a scrape, and the one table that maps it to an HTTP status.
+
+    SourceError                 a source could not produce a complete exposition
+    ├── SourceUnavailable       nothing to talk to: ENOENT, refused, permission, DBus name not owned
+    ├── SourceFailed            the source answered with an error (e.g. a DBus error reply)
+    ├── BadPayload              the source answered, but not with a complete text exposition
+    └── PayloadTooLarge         the source wrote more than the selector's max_bytes
+
+Deadline expiry is not a SourceError: the bridge owns the deadline and records `timeout` itself.
+Sources raise only these errors; the bridge turns them into a status, a reason, a counted
+outcome and one log line.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+# outcome label value -> HTTP status. The single source of truth for the status table; the
+# metrics module pre-creates one series per selector for every outcome listed here.
+OUTCOME_STATUS: dict[str, int] = {
+    "success": 200,
+    "unavailable": 503,
+    "failed": 502,
+    "bad_payload": 502,
+    "too_large": 502,
+    "timeout": 504,
+    # The client went away before we answered; nobody reads the status.
+    "cancelled": 499,
+    # A bug in the bridge itself; never expected, but counted rather than hidden.
+    "internal_error": 500,
+}
+
+# Requests refused before any selector is involved: reason label value -> HTTP status.
+REJECTION_STATUS: dict[str, int] = {
+    "bad_request": 400,
+    "unknown_selector": 404,
+}
+
+
+class SourceError(Exception):
+    """A source could not produce a complete exposition; the message is a one-line reason."""
+
+    outcome: ClassVar[str] = "failed"
+
+    @property
+    def status(self) -> int:
+        return OUTCOME_STATUS[self.outcome]
+
+
+class SourceUnavailable(SourceError):
+    outcome = "unavailable"
+
+
+class SourceFailed(SourceError):
+    outcome = "failed"
+
+
+class BadPayload(SourceError):
+    outcome = "bad_payload"
+
+
+class PayloadTooLarge(SourceError):
+    outcome = "too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"payload exceeds max_bytes ({limit} bytes)")
+        self.limit = limit
+
+
+def describe_os_error(action: str, target: str, exc: OSError) -> str:
+    """One line such as `connect /run/x.sock: No such file or directory`."""
+    reason = exc.strerror or exc.__class__.__name__
+    return f"{action} {target}: {reason}"

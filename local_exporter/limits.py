@@ -1,0 +1,44 @@
+"""Deadlines and caps: every default and bound in one place.
+
+The deadline of a scrape is the smaller of the selector's `timeout` and the Prometheus
+scrape timeout (header) minus an offset, so the bridge answers before Prometheus gives up.
+"""
+
+from __future__ import annotations
+
+import math
+
+# Per-selector defaults (config keys `timeout`, `max_bytes`).
+DEFAULT_TIMEOUT_SECONDS = 5.0
+MAX_TIMEOUT_SECONDS = 300.0
+DEFAULT_MAX_BYTES = 8 * 1024 * 1024
+MAX_MAX_BYTES = 1024 * 1024 * 1024
+
+# Taken off Prometheus' scrape timeout so our answer, even a 504, arrives in time
+# (blackbox_exporter's convention; config key `service.scrape_timeout_offset`).
+DEFAULT_SCRAPE_TIMEOUT_OFFSET = 0.5
+SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
+
+
+class BadScrapeTimeout(ValueError):
+    """The scrape-timeout header is not a positive number of seconds."""
+
+
+def scrape_deadline(selector_timeout: float, header: str | None, offset: float) -> float:
+    """Seconds this scrape may take.
+
+    With no header, the selector's own timeout. When the header leaves no room for the offset
+    (a scrape timeout of 0.5 s or less), half the header: an answer must still come first.
+    """
+    if header is None:
+        return selector_timeout
+    try:
+        scrape_timeout = float(header)
+    except ValueError:
+        raise BadScrapeTimeout(f"{SCRAPE_TIMEOUT_HEADER} is not a number: {header[:40]!r}") from None
+    if not math.isfinite(scrape_timeout) or scrape_timeout <= 0:
+        raise BadScrapeTimeout(f"{SCRAPE_TIMEOUT_HEADER} must be a positive number, got {header[:40]!r}")
+    budget = scrape_timeout - offset
+    if budget <= 0:
+        budget = scrape_timeout / 2
+    return min(selector_timeout, budget)

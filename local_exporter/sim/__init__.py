@@ -1,0 +1,1 @@
+"""Stand-ins for host agents: the fleet simulator and its transports."""

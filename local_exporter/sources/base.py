@@ -1,0 +1,79 @@
+"""The one interface every source kind implements, and what kinds may share.
+
+A kind is a module with a frozen settings dataclass (parsed once from the config) whose
+`open()` builds a `Source`. Sources only produce bytes or raise `SourceError`; deadlines,
+status codes, metrics and logging belong to the bridge, so every kind gets them for free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from local_exporter.fields import Table
+
+
+class Source(Protocol):
+    async def fetch(self) -> bytes:
+        """The complete exposition, or raise `SourceError`. Cancellation must release everything."""
+
+    async def aclose(self) -> None:
+        """Release whatever the source keeps between scrapes."""
+
+
+@dataclass(frozen=True)
+class SourceLimits:
+    """Per-selector limits a source enforces while it reads (the deadline is the bridge's)."""
+
+    max_bytes: int
+
+
+class SourceSettings(Protocol):
+    def describe(self) -> str:
+        """Where the bytes come from, for the landing page and logs (`uds /run/x.sock`)."""
+
+    def open(self, limits: SourceLimits, shared: SharedResources) -> Source: ...
+
+
+@dataclass(frozen=True)
+class BusAddresses:
+    """The `[bridge]` DBus addresses of the original config format ("" = the usual default)."""
+
+    system: str = ""
+    session: str = ""
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    summary: str
+    # Reads the kind's own keys from a selector table; None when they had problems.
+    parse: Callable[[Table, BusAddresses], SourceSettings | None]
+
+
+R = TypeVar("R")
+
+
+class SharedResources:
+    """Things several sources of one app share, such as one DBus connection per bus.
+
+    Keyed by whatever the kind chooses; each entry is closed once when the app stops.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[Hashable, object] = {}
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+
+    def get(self, key: Hashable, factory: Callable[[], R], close: Callable[[R], Awaitable[None]]) -> R:
+        if key not in self._items:
+            item = factory()
+            self._items[key] = item
+            self._closers.append(lambda: close(item))
+        return self._items[key]  # type: ignore[return-value]
+
+    async def aclose(self) -> None:
+        closers, self._closers = self._closers, []
+        self._items.clear()
+        for close in reversed(closers):
+            await close()

@@ -1,0 +1,86 @@
+"""`kind = "file"`: the whole content of a regular file, as written by the daemon."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from local_exporter.errors import (
+    PayloadTooLarge,
+    SourceError,
+    SourceFailed,
+    SourceUnavailable,
+    describe_os_error,
+)
+from local_exporter.fields import Table
+from local_exporter.sources.base import BusAddresses, SharedResources, SourceLimits
+
+_MISSING = (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM)
+
+
+@dataclass(frozen=True)
+class FileSettings:
+    path: PurePosixPath
+
+    def describe(self) -> str:
+        return f"file {self.path}"
+
+    def open(self, limits: SourceLimits, shared: SharedResources) -> FileSource:
+        return FileSource(str(self.path), limits.max_bytes)
+
+
+def parse(table: Table, buses: BusAddresses) -> FileSettings | None:
+    path = table.absolute_path("path")
+    return None if path is None else FileSettings(path)
+
+
+class FileSource:
+    def __init__(self, path: str, max_bytes: int) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+
+    async def fetch(self) -> bytes:
+        # Read synchronously: files under /run are in memory and a thread hop would cost more than
+        # the read. O_NONBLOCK keeps a FIFO from blocking the open; anything but a regular file is
+        # refused so /dev/zero or a pipe cannot hang the loop or stream forever.
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+        except OSError as exc:
+            raise _error("open", self.path, exc) from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise SourceFailed(f"read {self.path}: not a regular file")
+            return _read_capped(fd, self.max_bytes)
+        except OSError as exc:
+            raise _error("read", self.path, exc) from None
+        finally:
+            os.close(fd)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _read_capped(fd: int, max_bytes: int) -> bytes:
+    # Reading up to one byte past the cap tells "exactly max_bytes" from "more" without ever
+    # holding more than max_bytes + 1 bytes; a file that grows while we read stops there too.
+    chunks = []
+    left = max_bytes + 1
+    while left > 0:
+        chunk = os.read(fd, left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    if left <= 0:
+        raise PayloadTooLarge(max_bytes)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _error(action: str, path: str, exc: OSError) -> SourceError:
+    message = describe_os_error(action, path, exc)
+    if exc.errno in _MISSING:
+        return SourceUnavailable(message)
+    return SourceFailed(message)

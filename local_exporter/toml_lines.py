@@ -1,0 +1,108 @@
+"""Line numbers for TOML keys, which `tomllib` does not report.
+
+`tomllib` gives us values but no positions, and config errors must name the line. This module
+scans the text once and maps dotted key paths to the line where they are written. It understands
+what config files actually use: `[table]` headers, `key = value` lines (bare, quoted and dotted
+keys) and one-line inline tables. Anything it cannot place falls back to the nearest enclosing
+key it did place, so every error still gets a line.
+
+It also finds selector tables defined twice, which `tomllib` rejects with a bare "Cannot
+overwrite a value": knowing both lines lets the loader report the duplicate together with every
+other problem in the file instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_BARE = r"[A-Za-z0-9_-]+"
+_QUOTED = r"\"(?:[^\"\\]|\\.)*\"|'[^']*'"
+_KEY_PART = rf"(?:{_BARE}|{_QUOTED})"
+_DOTTED = rf"{_KEY_PART}(?:\s*\.\s*{_KEY_PART})*"
+_HEADER = re.compile(rf"^\s*\[\s*({_DOTTED})\s*\]\s*(?:#.*)?$")
+_ARRAY_HEADER = re.compile(rf"^\s*\[\[\s*({_DOTTED})\s*\]\]")
+_ASSIGN = re.compile(rf"^\s*({_DOTTED})\s*=\s*(.*)$")
+_PART = re.compile(rf"\s*({_KEY_PART})\s*(?:\.|$)")
+
+
+def split_key(dotted: str) -> tuple[str, ...]:
+    """`a."b.c".d` -> ("a", "b.c", "d")."""
+    parts = []
+    for match in _PART.finditer(dotted):
+        part = match.group(1)
+        if part[0] in "\"'":
+            part = part[1:-1]
+        parts.append(part)
+    return tuple(parts)
+
+
+@dataclass
+class KeyLines:
+    """Dotted key path -> first line (1-based) where it is written."""
+
+    lines: dict[tuple[str, ...], int] = field(default_factory=dict)
+    # Selector tables that appear more than once: (name, first line, duplicate span).
+    duplicates: list[tuple[str, int, range]] = field(default_factory=list)
+
+    def line_of(self, path: tuple[str, ...]) -> int | None:
+        """Line of `path`, or of its nearest ancestor that has one."""
+        for end in range(len(path), 0, -1):
+            line = self.lines.get(path[:end])
+            if line is not None:
+                return line
+        return None
+
+
+def scan(text: str, selectors_table: tuple[str, ...]) -> KeyLines:
+    """Map every key path in `text` to its line; note duplicated children of `selectors_table`."""
+    found = KeyLines()
+    table: tuple[str, ...] = ()
+    # Selector name -> (first line, span of lines that define it).
+    spans: dict[str, tuple[int, range]] = {}
+    lines = text.splitlines()
+    current_selector: tuple[str, int] | None = None
+
+    def close_selector(end: int) -> None:
+        nonlocal current_selector
+        if current_selector is None:
+            return
+        name, start = current_selector
+        _record(spans, found, name, range(start, end))
+        current_selector = None
+
+    for number, line in enumerate(lines, start=1):
+        header = _HEADER.match(line) or _ARRAY_HEADER.match(line)
+        if header:
+            close_selector(number)
+            table = split_key(header.group(1))
+            found.lines.setdefault(table, number)
+            if len(table) == len(selectors_table) + 1 and table[:-1] == selectors_table:
+                current_selector = (table[-1], number)
+            continue
+        assign = _ASSIGN.match(line)
+        if not assign:
+            continue
+        key = table + split_key(assign.group(1))
+        found.lines.setdefault(key, number)
+        if key[:-1] == selectors_table and table == selectors_table:
+            _record(spans, found, key[-1], range(number, number + 1))
+        value = assign.group(2)
+        if value.lstrip().startswith("{"):
+            for inner in re.finditer(rf"[{{,]\s*({_DOTTED})\s*=", value):
+                found.lines.setdefault(key + split_key(inner.group(1)), number)
+    close_selector(len(lines) + 1)
+    return found
+
+
+def _record(spans: dict[str, tuple[int, range]], found: KeyLines, name: str, span: range) -> None:
+    if name in spans:
+        found.duplicates.append((name, spans[name][0], span))
+    else:
+        spans[name] = (span.start, span)
+
+
+def blank_lines(text: str, spans: list[range]) -> str:
+    """`text` with the given 1-based line spans emptied, keeping every other line number."""
+    drop = {n for span in spans for n in span}
+    return "\n".join("" if number in drop else line for number, line in enumerate(text.splitlines(), start=1))

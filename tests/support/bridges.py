@@ -1,0 +1,19 @@
+"""Build a bridge app from TOML text, as `serve` would, for aiohttp's test client."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from local_exporter import config
+from local_exporter.app import make_app
+
+
+def bridge_app(toml_text: str, registry: CollectorRegistry | None = None) -> web.Application:
+    return make_app(config.parse(toml_text, "test.toml"), registry)
+
+
+def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    value = registry.get_sample_value(name, labels)
+    assert value is not None, f"no sample {name}{labels}"
+    return value
