@@ -67,7 +67,9 @@ class PayloadTooLarge(SourceError):
         self.limit = limit
 
 
-def describe_os_error(action: str, target: str, exc: OSError) -> str:
-    """One line such as `connect /run/x.sock: No such file or directory`."""
-    reason = exc.strerror or exc.__class__.__name__
-    return f"{action} {target}: {reason}"
+def from_os_error(action: str, target: str, exc: OSError, unavailable: frozenset[int]) -> SourceError:
+    """`connect /run/x.sock: No such file or directory`, as unavailable when errno says so."""
+    message = f"{action} {target}: {exc.strerror or exc.__class__.__name__}"
+    if exc.errno in unavailable:
+        return SourceUnavailable(message)
+    return SourceFailed(message)

@@ -12,13 +12,12 @@ from local_exporter.errors import (
     PayloadTooLarge,
     SourceError,
     SourceFailed,
-    SourceUnavailable,
-    describe_os_error,
+    from_os_error,
 )
 from local_exporter.fields import Table
 from local_exporter.sources.base import BusAddresses, SharedResources, SourceLimits
 
-_MISSING = (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM)
+_MISSING = frozenset((errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM))
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,4 @@ def _read_capped(fd: int, max_bytes: int) -> bytes:
 
 
 def _error(action: str, path: str, exc: OSError) -> SourceError:
-    message = describe_os_error(action, path, exc)
-    if exc.errno in _MISSING:
-        return SourceUnavailable(message)
-    return SourceFailed(message)
+    return from_os_error(action, path, exc, _MISSING)

@@ -16,14 +16,12 @@ from local_exporter.errors import (
     BadPayload,
     PayloadTooLarge,
     SourceError,
-    SourceFailed,
-    SourceUnavailable,
-    describe_os_error,
+    from_os_error,
 )
 from local_exporter.fields import Table
 from local_exporter.sources.base import BusAddresses, SharedResources, SourceLimits
 
-_UNAVAILABLE = (errno.ENOENT, errno.ECONNREFUSED, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.ENOTSOCK)
+_UNAVAILABLE = frozenset((errno.ENOENT, errno.ECONNREFUSED, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.ENOTSOCK))
 _CHUNK = 256 * 1024
 
 
@@ -86,7 +84,4 @@ class UdsSource:
 
 
 def _error(action: str, path: str, exc: OSError) -> SourceError:
-    message = describe_os_error(action, path, exc)
-    if exc.errno in _UNAVAILABLE:
-        return SourceUnavailable(message)
-    return SourceFailed(message)
+    return from_os_error(action, path, exc, _UNAVAILABLE)
