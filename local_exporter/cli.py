@@ -74,18 +74,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
-def _load(path: Path) -> Config | None:
+def _load(path: Path, verdict: str) -> Config | None:
     try:
         return load(path)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
-        print(f"{path}: {len(exc.problems)} problem(s); not starting", file=sys.stderr)
+        print(f"{path}: {len(exc.problems)} problem(s); {verdict}", file=sys.stderr)
         return None
 
 
 def check_config(path: Path) -> int:
-    config = _load(path)
+    config = _load(path, "not usable")
     if config is None:
         return 1
     print(f"{path}: OK, {len(config.selectors)} selector(s): {', '.join(s.name for s in config.selectors)}")
@@ -93,7 +93,7 @@ def check_config(path: Path) -> int:
 
 
 def serve(path: Path) -> int:
-    config = _load(path)
+    config = _load(path, "not starting")
     if config is None:
         return 1
     from local_exporter.app import make_app

@@ -71,6 +71,8 @@ def load(path: Path) -> Config:
 
 
 def parse(text: str, filename: str = "<config>") -> Config:
+    # TOML allows a leading UTF-8 byte order mark (Windows editors write one); tomllib does not.
+    text = text.removeprefix("\ufeff")
     problems = Problems(key_lines=scan(text, SELECTORS_TABLE))
     duplicates = problems.key_lines.duplicates
     for name, first, span in duplicates:
@@ -119,14 +121,17 @@ def _read_service(table: Table) -> ServiceConfig:
 
 
 def _bus_address(bridge: Table, key: str) -> str:
-    address = bridge.string(key, "") or ""
-    if key in bridge.raw and not address.strip():
+    address = bridge.string(key)
+    # None: absent, or not a string (already reported).
+    if address is not None and not address.strip():
         bridge.problem(key, "must not be empty")
-    return address
+    return address or ""
 
 
 def _read_selectors(table: Table, buses: BusAddresses, problems: Problems) -> tuple[SelectorConfig, ...]:
-    if not table.raw:
+    # Unless `bridge` or `bridge.selectors` is already reported as not a table: that is the problem.
+    wrong_type = any(p.location and SELECTORS_TABLE[: len(p.location)] == p.location for p in problems.items)
+    if not table.raw and not wrong_type:
         problems.add(SELECTORS_TABLE, "no selectors configured: add at least one [bridge.selectors.NAME] table")
     selectors = []
     for name, raw in table.subtables():

@@ -8,6 +8,8 @@ reports everything that is wrong with a file.
 
 from __future__ import annotations
 
+import datetime
+import json
 import math
 import re
 from collections.abc import Iterator
@@ -22,8 +24,12 @@ _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def dotted(location: tuple[str, ...]) -> str:
-    """`("bridge", "selectors", "a.b")` -> `bridge.selectors."a.b"`, as TOML would write it."""
-    return ".".join(part if _BARE_KEY.match(part) else f'"{part}"' for part in location)
+    """`("bridge", "selectors", "a.b")` -> `bridge.selectors."a.b"`, as TOML would write it.
+
+    Quoted parts are escaped (a JSON string is a valid TOML basic string), so a key holding a
+    newline or a quote still renders as one unambiguous line.
+    """
+    return ".".join(part if _BARE_KEY.match(part) else json.dumps(part, ensure_ascii=False) for part in location)
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,9 @@ class Problem:
 
     def render(self, filename: str) -> str:
         where = f"{filename}:{self.line}" if self.line else filename
+        # A problem with the whole file (invalid TOML) has no key to name.
+        if not self.location:
+            return f"{where}: {self.message}"
         return f"{where}: {dotted(self.location)}: {self.message}"
 
 
@@ -74,7 +83,7 @@ class Table:
     def problem(self, key: str, message: str) -> None:
         self.problems.add(self.at(key), message)
 
-    def _take(self, key: str, kinds: tuple[type, ...], required: bool) -> Any:
+    def _take(self, key: str, kinds: tuple[type, ...], required: bool, expected: str | None = None) -> Any:
         self._taken.add(key)
         if key not in self.raw:
             if required:
@@ -83,7 +92,7 @@ class Table:
         value = self.raw[key]
         # bool is an int subclass in Python, but `port = true` is a type error in a config.
         if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-            expected = " or ".join(_TYPE_NAMES.get(kind, kind.__name__) for kind in kinds)
+            expected = expected or " or ".join(_TYPE_NAMES.get(kind, kind.__name__) for kind in kinds)
             self.problem(key, f"must be {expected}, got {_describe(value)}")
             return None
         return value
@@ -107,7 +116,7 @@ class Table:
 
     def number(self, key: str, default: float, *, low: float, high: float) -> float:
         """A positive duration or size: TOML integers and floats both accepted."""
-        value = self._take(key, (int, float), False)
+        value = self._take(key, (int, float), False, "a number")
         if value is None:
             return default
         if not math.isfinite(value) or not low < value <= high:
@@ -153,6 +162,7 @@ class Table:
 
 
 def _describe(value: object) -> str:
+    """A TOML value as TOML names it: `integer 1`, `float 1.5`, `date 2024-01-31`."""
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
     if isinstance(value, dict):
@@ -161,4 +171,14 @@ def _describe(value: object) -> str:
         return "an array"
     if isinstance(value, str):
         return f"string {value!r}"
+    if isinstance(value, int):
+        return f"integer {value}"
+    if isinstance(value, float):
+        return f"float {value!r}"
+    if isinstance(value, datetime.datetime):
+        return f"date-time {value.isoformat()}"
+    if isinstance(value, datetime.date):
+        return f"date {value.isoformat()}"
+    if isinstance(value, datetime.time):
+        return f"time {value.isoformat()}"
     return f"{type(value).__name__} {value!r}"

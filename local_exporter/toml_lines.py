@@ -14,6 +14,7 @@ other problem in the file instead of stopping at the first.
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass, field
 
 _BARE = r"[A-Za-z0-9_-]+"
@@ -27,14 +28,31 @@ _PART = re.compile(rf"\s*({_KEY_PART})\s*(?:\.|$)")
 
 
 def split_key(dotted: str) -> tuple[str, ...]:
-    """`a."b.c".d` -> ("a", "b.c", "d")."""
+    """`a."b.c".d` -> ("a", "b.c", "d"), with escapes in "basic" quoted keys decoded."""
     parts = []
     for match in _PART.finditer(dotted):
         part = match.group(1)
-        if part[0] in "\"'":
+        if part[0] == '"' and "\\" in part:
+            part = _decode_basic(part)
+        elif part[0] in "\"'":
             part = part[1:-1]
         parts.append(part)
     return tuple(parts)
+
+
+def _decode_basic(quoted: str) -> str:
+    # Let tomllib apply TOML's own escape rules; an invalid escape is tomllib's error to report.
+    try:
+        return str(tomllib.loads(f"k = {quoted}")["k"])
+    except tomllib.TOMLDecodeError:
+        return quoted[1:-1]
+
+
+def _lines(text: str) -> list[str]:
+    # Only "\n" ends a TOML line (CRLF leaves a "\r" the patterns accept as trailing space);
+    # str.splitlines() would also split at U+2028, form feeds and the like, shifting every
+    # line number after one of them away from tomllib's.
+    return text.split("\n")
 
 
 @dataclass
@@ -44,6 +62,11 @@ class KeyLines:
     lines: dict[tuple[str, ...], int] = field(default_factory=dict)
     # Selector tables that appear more than once: (name, first line, duplicate span).
     duplicates: list[tuple[str, int, range]] = field(default_factory=list)
+
+    def place(self, path: tuple[str, ...], line: int) -> None:
+        """`path` is written on `line`; so are the tables a dotted key or header creates on the way."""
+        for end in range(1, len(path) + 1):
+            self.lines.setdefault(path[:end], line)
 
     def line_of(self, path: tuple[str, ...]) -> int | None:
         """Line of `path`, or of its nearest ancestor that has one."""
@@ -60,7 +83,7 @@ def scan(text: str, selectors_table: tuple[str, ...]) -> KeyLines:
     table: tuple[str, ...] = ()
     # Selector name -> (first line, span of lines that define it).
     spans: dict[str, tuple[int, range]] = {}
-    lines = text.splitlines()
+    lines = _lines(text)
     current_selector: tuple[str, int] | None = None
 
     def close_selector(end: int) -> None:
@@ -76,7 +99,7 @@ def scan(text: str, selectors_table: tuple[str, ...]) -> KeyLines:
         if header:
             close_selector(number)
             table = split_key(header.group(1))
-            found.lines.setdefault(table, number)
+            found.place(table, number)
             if len(table) == len(selectors_table) + 1 and table[:-1] == selectors_table:
                 current_selector = (table[-1], number)
             continue
@@ -84,13 +107,13 @@ def scan(text: str, selectors_table: tuple[str, ...]) -> KeyLines:
         if not assign:
             continue
         key = table + split_key(assign.group(1))
-        found.lines.setdefault(key, number)
+        found.place(key, number)
         if key[:-1] == selectors_table and table == selectors_table:
             _record(spans, found, key[-1], range(number, number + 1))
         value = assign.group(2)
         if value.lstrip().startswith("{"):
             for inner in re.finditer(rf"[{{,]\s*({_DOTTED})\s*=", value):
-                found.lines.setdefault(key + split_key(inner.group(1)), number)
+                found.place(key + split_key(inner.group(1)), number)
     close_selector(len(lines) + 1)
     return found
 
@@ -105,4 +128,4 @@ def _record(spans: dict[str, tuple[int, range]], found: KeyLines, name: str, spa
 def blank_lines(text: str, spans: list[range]) -> str:
     """`text` with the given 1-based line spans emptied, keeping every other line number."""
     drop = {n for span in spans for n in span}
-    return "\n".join("" if number in drop else line for number, line in enumerate(text.splitlines(), start=1))
+    return "\n".join("" if number in drop else line for number, line in enumerate(_lines(text), start=1))

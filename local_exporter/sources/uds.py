@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import socket
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -23,6 +24,8 @@ from local_exporter.sources.base import BusAddresses, SharedResources, SourceLim
 
 _UNAVAILABLE = frozenset((errno.ENOENT, errno.ECONNREFUSED, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.ENOTSOCK))
 _CHUNK = 256 * 1024
+# sockaddr_un.sun_path holds 108 bytes with the terminating NUL: longer paths cannot be connected to.
+MAX_PATH_BYTES = 107
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,13 @@ class UdsSettings:
 
 def parse(table: Table, buses: BusAddresses) -> UdsSettings | None:
     path = table.absolute_path("path")
-    return None if path is None else UdsSettings(path)
+    if path is None:
+        return None
+    size = len(os.fsencode(str(path)))
+    if size > MAX_PATH_BYTES:
+        table.problem("path", f"is {size} bytes long; Unix socket paths are limited to {MAX_PATH_BYTES} bytes")
+        return None
+    return UdsSettings(path)
 
 
 class UdsSource:
