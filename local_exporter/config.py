@@ -114,7 +114,9 @@ def _read_service(table: Table) -> ServiceConfig:
     config = ServiceConfig(
         address=address or defaults.address,
         port=table.integer("port", defaults.port, low=1, high=65535),
-        scrape_timeout_offset=table.number("scrape_timeout_offset", defaults.scrape_timeout_offset, low=0, high=60),
+        scrape_timeout_offset=table.number(
+            "scrape_timeout_offset", defaults.scrape_timeout_offset, low=0, high=60, zero_ok=True
+        ),
     )
     table.finish()
     return config

@@ -114,13 +114,15 @@ class Table:
             return default
         return int(value)
 
-    def number(self, key: str, default: float, *, low: float, high: float) -> float:
-        """A positive duration or size: TOML integers and floats both accepted."""
+    def number(self, key: str, default: float, *, low: float, high: float, zero_ok: bool = False) -> float:
+        """A duration above `low` (or equal to it with `zero_ok`): TOML integers and floats both accepted."""
         value = self._take(key, (int, float), False, "a number")
         if value is None:
             return default
-        if not math.isfinite(value) or not low < value <= high:
-            self.problem(key, f"must be greater than {low:g} and at most {high:g}, got {value!r}")
+        above_low = low <= value if zero_ok else low < value
+        if not math.isfinite(value) or not above_low or value > high:
+            lowest = f"at least {low:g}" if zero_ok else f"greater than {low:g}"
+            self.problem(key, f"must be {lowest} and at most {high:g}, got {value!r}")
             return default
         return float(value)
 

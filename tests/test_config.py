@@ -304,13 +304,13 @@ BAD: list[tuple[str, str, list[str]]] = [
         """
         [service]
         port = 0
-        scrape_timeout_offset = 0
+        scrape_timeout_offset = -0.1
         [bridge.selectors]
         ok = { kind = "file", path = "/run/ok" }
         """,
         [
             "test.toml:2: service.port: must be between 1 and 65535, got 0",
-            "test.toml:3: service.scrape_timeout_offset: must be greater than 0 and at most 60, got 0",
+            "test.toml:3: service.scrape_timeout_offset: must be at least 0 and at most 60, got -0.1",
         ],
     ),
     (
@@ -324,7 +324,7 @@ BAD: list[tuple[str, str, list[str]]] = [
         """,
         [
             "test.toml:2: service.port: must be between 1 and 65535, got 65536",
-            "test.toml:3: service.scrape_timeout_offset: must be greater than 0 and at most 60, got 60.5",
+            "test.toml:3: service.scrape_timeout_offset: must be at least 0 and at most 60, got 60.5",
         ],
     ),
     (
