@@ -1,4 +1,4 @@
-"""Shared fixtures: the repository root and the bundled example exposition."""
+"""Shared fixtures: the repository root, the bundled example exposition, a private DBus bus."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from local_exporter.example import example_payload
+from tests.support.dbus import PROMBUS_NAME, DBusDaemon, Mode, PrombusFactory, PrombusService, private_bus
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,3 +29,29 @@ def short_dir() -> Iterator[Path]:
         yield directory
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def dbus_bus(short_dir: Path) -> Iterator[DBusDaemon]:
+    """A private dbus-daemon of our own, its socket in `short_dir`."""
+    with private_bus(short_dir) as bus:
+        yield bus
+
+
+@pytest.fixture
+def prombus(dbus_bus: DBusDaemon, short_dir: Path) -> Iterator[PrombusFactory]:
+    """Start prombus-like services on `dbus_bus`, each serving `payload` (see `set_payload`)."""
+    services: list[PrombusService] = []
+
+    def start(payload: bytes, *, name: str = PROMBUS_NAME, mode: Mode = "ay") -> PrombusService:
+        service = PrombusService(dbus_bus.address, short_dir / f"payload-{len(services)}", name=name, mode=mode)
+        service.set_payload(payload)
+        services.append(service)
+        service.start()
+        return service
+
+    try:
+        yield start
+    finally:
+        for service in reversed(services):
+            service.stop()

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from local_exporter import config, limits
-from local_exporter.sources.dbus import DBusSettings
+from local_exporter.sources.dbus import DEFAULT_MAX_CALLS_IN_FLIGHT, DBusSettings
 from local_exporter.sources.file import FileSettings
 from local_exporter.sources.uds import UdsSettings
 from tests.conftest import ROOT
@@ -698,7 +698,7 @@ def test_original_example_loads_unchanged() -> None:
                 path="/com/github/lucab/Prombus",
                 interface="com.github.lucab.Prombus.Observable",
                 member="PromMetrics",
-                max_calls_in_flight=4,
+                max_calls_in_flight=DEFAULT_MAX_CALLS_IN_FLIGHT,
             ),
         ),
     )
@@ -729,7 +729,7 @@ def test_dbus_defaults_without_bridge_address() -> None:
     source = loaded.selectors[0].source
     assert isinstance(source, DBusSettings)
     # "" = dbus-next resolves the bus: DBUS_SYSTEM_BUS_ADDRESS, else the well-known socket.
-    assert (source.bus, source.address, source.max_calls_in_flight) == ("system", "", 4)
+    assert (source.bus, source.address, source.max_calls_in_flight) == ("system", "", 1)
 
 
 def test_every_optional_key_is_read() -> None:
@@ -780,7 +780,13 @@ def test_every_optional_key_is_read() -> None:
     # A selector's own bus_address wins over the [bridge] address of its bus.
     assert (own.timeout, own.max_bytes) == (300.0, limits.MAX_MAX_BYTES)
     assert own.source == DBusSettings(
-        "system", "unix:path=/run/other/bus", ":1.42", "/org/example/Own", "org.example.Own", "Metrics", 4
+        "system",
+        "unix:path=/run/other/bus",
+        ":1.42",
+        "/org/example/Own",
+        "org.example.Own",
+        "Metrics",
+        DEFAULT_MAX_CALLS_IN_FLIGHT,
     )
 
 

@@ -2,12 +2,18 @@
 
 One connection per bus address is shared by every selector on that bus and re-made on the
 next scrape after the bus or the connection goes away; a service that restarts needs nothing,
-since calls go to its well-known name. Calls in flight are capped per selector because
-dbus-next 0.2.3 drops the whole connection with EAGAIN when eight or more large replies are
-pending (upstream issue 153); scrapes beyond the cap queue within their own deadline.
+since calls go to its well-known name.
+
+Calls in flight are capped per selector, one by default. dbus-next 0.2.3's writer takes EAGAIN
+for a lost connection (upstream issue 153): a service written with dbus-next that has a second
+large reply queued behind one that just filled the socket drops off the bus. Measured here
+(tests/sources/test_dbus.py), caps of 2 to 7 lost such a service at about one reply size in
+three between 0.1 and 4 MB; a cap of 1 never did. Go services (prombus itself) are not affected
+and may raise the cap. Scrapes beyond the cap queue within their own deadline.
 
 The reply arrives whole (dbus-next cannot stream it), so `max_bytes` is checked on the complete
-reply; the bus daemon's own message size limit (128 MiB by default) bounds it before that.
+reply; the bus daemon's own message size limit (dbus-daemon's default: 32 MiB on the system
+bus, about 1 GB on the session bus) bounds it before that.
 """
 
 from __future__ import annotations
@@ -29,8 +35,8 @@ from local_exporter.errors import BadPayload, PayloadTooLarge, SourceFailed, Sou
 from local_exporter.fields import Table
 from local_exporter.sources.base import BusAddresses, SharedResources, SourceLimits
 
-DEFAULT_MAX_CALLS_IN_FLIGHT = 4
-# dbus-next breaks at 8 large replies in flight: keep every selector below that.
+DEFAULT_MAX_CALLS_IN_FLIGHT = 1
+# The upstream report names 8 large replies in flight as the breaking point: never reach it.
 MAX_CALLS_IN_FLIGHT = 7
 _BUSES = ("system", "session")
 # Error replies that mean "nobody there to answer" rather than "the service answered badly".
@@ -92,7 +98,23 @@ def parse(table: Table, buses: BusAddresses) -> DBusSettings | None:
 
 
 class _MessageBus(MessageBus):
-    """dbus-next's bus, closing its socket itself so no fd outlives a failed or ended connection."""
+    """dbus-next's bus, closing its socket itself so no fd outlives a failed or ended connection.
+
+    dbus-next also fails futures nobody awaits when the bus goes away under it: the one behind
+    `wait_for_disconnect` and the write future of every message `call` sends. asyncio would log
+    each as an ERROR ("Future exception was never retrieved") with a traceback, on every lost
+    bus; the scrape that notices already reports the loss, so those errors are retrieved here.
+    """
+
+    def __init__(self, bus_address: str | None, bus_type: BusType) -> None:
+        super().__init__(bus_address=bus_address, bus_type=bus_type)  # type: ignore[arg-type]
+        self._disconnect_future.add_done_callback(_retrieve)
+
+    # The base class says `send` returns None; the asyncio bus returns the write future.
+    def send(self, msg: Message) -> asyncio.Future[None]:  # type: ignore[override]
+        future: asyncio.Future[None] = super().send(msg)
+        future.add_done_callback(_retrieve)
+        return future
 
     def _setup_socket(self) -> None:
         try:
@@ -127,7 +149,7 @@ class BusConnection:
                 return self._bus, False
             self.drop(self._bus)
             try:
-                bus = _MessageBus(bus_address=self.address or None, bus_type=self.bus_type)  # type: ignore[arg-type]
+                bus = _MessageBus(self.address or None, self.bus_type)
             except Exception as exc:  # noqa: BLE001 - dbus-next raises OSError, ValueError, ...
                 raise SourceUnavailable(f"connect to DBus {self.label}: {_reason(exc)}") from None
             try:
@@ -157,6 +179,11 @@ def _dispose(bus: _MessageBus) -> None:
     bus.close_socket()
 
 
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def _reason(exc: BaseException) -> str:
     return str(exc) or exc.__class__.__name__
 
@@ -180,6 +207,12 @@ class DBusSource:
             message = Message(destination=s.destination, path=s.path, interface=s.interface, member=s.member)
             try:
                 reply = await bus.call(message)
+            except asyncio.CancelledError:
+                # The deadline passed. dbus-daemon never times a call out, so dbus-next would keep
+                # this call's reply handler until the service answers: forget it now, or a stuck
+                # service grows the connection by one handler per scrape.
+                bus._method_return_handlers.pop(message.serial, None)
+                raise
             except Exception as exc:  # noqa: BLE001 - a dead connection fails calls with any error
                 self.connection.drop(bus)
                 # A connection that worked before may just be stale (the bus restarted while we
