@@ -1,0 +1,118 @@
+"""A real Prometheus for end-to-end tests: config writer, process, and HTTP API queries.
+
+The config is written as JSON, which YAML reads as it is. Prometheus 2.42 takes its first
+scrape ~5 s after start (its target-sync tick), so every query polls with a deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.support.processes import LOOPBACK, Child, free_port, http_get, poll, running, wait_http
+
+PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+# Time until Prometheus is up and has scraped; its first scrape alone comes ~5 s after start.
+READY_TIMEOUT = 15.0
+QUERY_TIMEOUT = 25.0
+
+
+def bridge_job(
+    name: str, bridge: str, selector: str, *, scrape_interval: str = "1s", scrape_timeout: str = "1s"
+) -> dict[str, Any]:
+    """The multi-target pattern: `/bridge?selector=NAME` on the bridge, one job per selector."""
+    return {
+        "job_name": name,
+        "metrics_path": "/bridge",
+        "params": {"selector": [selector]},
+        "scrape_interval": scrape_interval,
+        "scrape_timeout": scrape_timeout,
+        "static_configs": [{"targets": [bridge]}],
+    }
+
+
+def metrics_job(name: str, target: str) -> dict[str, Any]:
+    return {"job_name": name, "metrics_path": "/metrics", "static_configs": [{"targets": [target]}]}
+
+
+def config_text(jobs: Sequence[dict[str, Any]]) -> str:
+    return json.dumps(
+        {
+            "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": list(jobs),
+        },
+        indent=2,
+    )
+
+
+Sample = dict[str, Any]
+
+
+@dataclass
+class Prometheus:
+    url: str
+    child: Child
+    queries: list[str] = field(default_factory=list)
+
+    def query(self, promql: str) -> list[Sample]:
+        """The instant vector for `promql` now (raises on an API error)."""
+        self.queries.append(promql)
+        answer = http_get(f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql}))
+        data = json.loads(answer.body)
+        if answer.status != 200 or data.get("status") != "success":
+            raise AssertionError(f"query {promql!r}: HTTP {answer.status}: {answer.text}")
+        result: list[Sample] = data["data"]["result"]
+        return result
+
+    def wait_for(
+        self, promql: str, accept: Callable[[list[Sample]], bool] = bool, timeout: float = QUERY_TIMEOUT
+    ) -> list[Sample]:
+        """Poll `promql` until `accept(result)`; fail after `timeout` with the last result."""
+        last: list[list[Sample]] = [[]]
+
+        def attempt() -> list[Sample] | None:
+            last[0] = self.query(promql)
+            return last[0] if accept(last[0]) else None
+
+        try:
+            return poll(f"Prometheus query {promql!r}", attempt, timeout, watch=[self.child])
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last result: {last[0]}") from None
+
+    def targets(self) -> list[dict[str, Any]]:
+        answer = http_get(f"{self.url}/api/v1/targets?state=active")
+        active: list[dict[str, Any]] = json.loads(answer.body)["data"]["activeTargets"]
+        return active
+
+
+def value(sample: Sample) -> float:
+    return float(sample["value"][1])
+
+
+@contextlib.contextmanager
+def running_prometheus(directory: Path, jobs: Sequence[dict[str, Any]]) -> Iterator[Prometheus]:
+    """Prometheus on 127.0.0.1 with `jobs`, its data in `directory`; stopped by PID at exit."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "prometheus.yml"
+    config.write_text(config_text(jobs))
+    port = free_port()
+    args = [
+        PROMETHEUS,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={directory / 'data'}",
+        f"--web.listen-address={LOOPBACK}:{port}",
+        "--storage.tsdb.retention.time=1h",
+        "--rules.alert.resend-delay=1s",
+        "--log.level=warn",
+    ]
+    with running("prometheus", args, directory) as child:
+        url = f"http://{LOOPBACK}:{port}"
+        wait_http(f"{url}/-/ready", READY_TIMEOUT, watch=[child])
+        yield Prometheus(url, child)
