@@ -13,7 +13,7 @@ from local_exporter import landing
 from local_exporter.bridge import Bridge, Selector
 from local_exporter.config import Config
 from local_exporter.metrics import ExporterMetrics
-from local_exporter.responses import compress_if_accepted, text
+from local_exporter.responses import exposition, text
 from local_exporter.sources import SharedResources, SourceLimits
 
 CONFIG = web.AppKey("config", Config)
@@ -63,7 +63,7 @@ async def _bridge(request: web.Request) -> web.StreamResponse:
 async def _metrics(request: web.Request) -> web.Response:
     encoder, content_type = choose_encoder(request.headers.get(ACCEPT, ""))
     body = encoder(request.app[METRICS].registry)
-    return compress_if_accepted(request, web.Response(body=body, headers={"Content-Type": content_type}))
+    return await exposition(request, body, content_type)
 
 
 async def _landing(request: web.Request) -> web.Response:

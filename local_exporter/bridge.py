@@ -19,8 +19,8 @@ from local_exporter.config import SelectorConfig
 from local_exporter.errors import OUTCOME_STATUS, REJECTION_STATUS, SourceError
 from local_exporter.limits import SCRAPE_TIMEOUT_HEADER, BadScrapeTimeout, scrape_deadline
 from local_exporter.logs import fields
-from local_exporter.metrics import ExporterMetrics, SelectorMetrics
-from local_exporter.responses import compress_if_accepted, text
+from local_exporter.metrics import ExporterMetrics, SelectorStats
+from local_exporter.responses import exposition, text
 from local_exporter.sources import Source
 
 log = logging.getLogger("local_exporter.bridge")
@@ -34,7 +34,7 @@ class Selector:
 
     config: SelectorConfig
     source: Source
-    metrics: SelectorMetrics
+    metrics: SelectorStats
     failing: bool = field(default=False)
 
 
@@ -70,7 +70,7 @@ class Bridge:
 
     async def _scrape(self, request: web.Request, selector: Selector, deadline: float) -> web.StreamResponse:
         metrics = selector.metrics
-        metrics.in_flight.inc()
+        metrics.in_flight += 1
         started = time.perf_counter()
         try:
             try:
@@ -85,23 +85,23 @@ class Bridge:
                 )
             except asyncio.CancelledError:
                 # The client went away: the source work is cancelled with us. Not a source failure.
-                metrics.record_failure("cancelled", time.perf_counter() - started)
+                metrics.record("cancelled", time.perf_counter() - started)
                 log.info("scrape cancelled: client went away", extra=fields(selector=selector.config.name))
                 raise
             except Exception as exc:
                 log.debug("internal error", exc_info=True)
                 return self._failed(selector, "internal_error", f"internal error: {exc!r}"[:200], started)
         finally:
-            metrics.in_flight.dec()
+            metrics.in_flight -= 1
         metrics.record_success(len(body), time.perf_counter() - started)
         if selector.failing:
             selector.failing = False
             log.info("scrape recovered", extra=fields(selector=selector.config.name))
-        return compress_if_accepted(request, web.Response(body=body, headers={"Content-Type": content_type}))
+        return await exposition(request, body, content_type)
 
     def _failed(self, selector: Selector, outcome: str, reason: str, started: float) -> web.Response:
         duration = time.perf_counter() - started
-        selector.metrics.record_failure(outcome, duration)
+        selector.metrics.record(outcome, duration)
         selector.failing = True
         status = OUTCOME_STATUS[outcome]
         log.warning(

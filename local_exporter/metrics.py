@@ -1,24 +1,24 @@
 """The exporter's own metrics, on a private registry, every name declared once here.
 
 The bundle (rules, dashboards) imports these names, so nothing can reference a metric the
-bridge does not emit. Per-selector series are created at start so they exist at 0.
+bridge does not emit. Per-selector series exist from start, at 0.
+
+The scrape path only updates plain numbers in a `SelectorStats` (everything runs on one event
+loop, so no locks are needed); a collector turns them into metric families when `/metrics` is
+read. prometheus-client's own Counter/Histogram take a lock per update and walk the buckets in
+Python: measured at ~9.5 µs per scrape, a tenth of the bridge's whole per-scrape cost.
 """
 
 from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    PlatformCollector,
-    ProcessCollector,
-)
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from local_exporter import __version__
 from local_exporter.errors import OUTCOME_STATUS, REJECTION_STATUS
@@ -36,87 +36,100 @@ BUILD_INFO = f"{NAMESPACE}_build_info"
 
 # Scrapes of host-local sources take sub-millisecond to seconds.
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# `le` values as Prometheus writes them ("1.0", "0.0005"); repr of a float gives exactly that here.
+_BUCKET_LABELS = [repr(float(b)) for b in DURATION_BUCKETS] + ["+Inf"]
 
 
-@dataclass(frozen=True)
-class SelectorMetrics:
-    """One selector's children, bound once so the scrape path does no label lookups."""
+@dataclass
+class SelectorStats:
+    """One selector's numbers, updated on the scrape path and read by the collector."""
 
-    outcomes: dict[str, Counter]
-    duration: Histogram
-    response_bytes: Counter
-    last_payload_bytes: Gauge
-    last_success: Gauge
-    in_flight: Gauge
+    kind: str
+    outcomes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOME_STATUS, 0))
+    # Observations per bucket (not cumulative); the last one is +Inf.
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    duration_sum: float = 0.0
+    response_bytes: int = 0
+    last_payload_bytes: int = 0
+    last_success: float = 0.0
+    in_flight: int = 0
 
     def record_success(self, size: int, duration: float) -> None:
-        self.outcomes["success"].inc()
-        self.duration.observe(duration)
-        self.response_bytes.inc(size)
-        self.last_payload_bytes.set(size)
-        self.last_success.set(time.time())
+        self.record("success", duration)
+        self.response_bytes += size
+        self.last_payload_bytes = size
+        self.last_success = time.time()
 
-    def record_failure(self, outcome: str, duration: float) -> None:
-        self.outcomes[outcome].inc()
-        self.duration.observe(duration)
+    def record(self, outcome: str, duration: float) -> None:
+        self.outcomes[outcome] += 1
+        # bisect_left: a duration equal to a bound belongs to that bucket (le = "less or equal").
+        self.buckets[bisect_left(DURATION_BUCKETS, duration)] += 1
+        self.duration_sum += duration
 
 
 class ExporterMetrics:
+    """Every selector's stats and the rejections, exposed on `registry`."""
+
     def __init__(self, registry: CollectorRegistry, selectors: Iterable[tuple[str, str]]) -> None:
         self.registry = registry
+        self.selectors = {name: SelectorStats(kind) for name, kind in selectors}
+        self.rejections = dict.fromkeys(REJECTION_STATUS, 0)
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
-        r = registry
-        self.requests = Counter(
-            REQUESTS_TOTAL, "Scrapes of /bridge per selector, by outcome.", ["selector", "outcome"], registry=r
-        )
-        self.duration = Histogram(
-            REQUEST_DURATION_SECONDS,
-            "Time to answer a scrape of /bridge per selector, reading the source included.",
-            ["selector"],
-            buckets=DURATION_BUCKETS,
-            registry=r,
-        )
-        self.response_bytes = Counter(
-            RESPONSE_BYTES_TOTAL,
-            "Bytes of exposition served per selector, before compression.",
-            ["selector"],
-            registry=r,
-        )
-        self.last_payload_bytes = Gauge(
-            LAST_PAYLOAD_BYTES, "Size of the last exposition served per selector.", ["selector"], registry=r
-        )
-        self.last_success = Gauge(
-            LAST_SUCCESS_TIMESTAMP_SECONDS,
-            "Unix time of the last successful scrape per selector.",
-            ["selector"],
-            registry=r,
-        )
-        self.in_flight = Gauge(IN_FLIGHT_REQUESTS, "Scrapes of /bridge being answered now.", ["selector"], registry=r)
-        self.rejections = Counter(
-            REJECTED_REQUESTS_TOTAL, "Requests to /bridge refused before reaching a source.", ["reason"], registry=r
-        )
-        self.selector_info = Gauge(
-            SELECTOR_INFO, "Configured selectors and their source kind.", ["selector", "kind"], registry=r
-        )
-        build_info = Gauge(
-            BUILD_INFO, "Version of local_exporter and of its Python.", ["version", "python_version"], registry=r
-        )
-        build_info.labels(version=__version__, python_version=platform.python_version()).set(1)
-        for reason in REJECTION_STATUS:
-            self.rejections.labels(reason=reason)
-        self.selectors = {name: self._bind(name, kind) for name, kind in selectors}
+        registry.register(self)
 
     def rejected(self, reason: str) -> None:
-        self.rejections.labels(reason=reason).inc()
+        self.rejections[reason] += 1
 
-    def _bind(self, name: str, kind: str) -> SelectorMetrics:
-        self.selector_info.labels(selector=name, kind=kind).set(1)
-        return SelectorMetrics(
-            outcomes={o: self.requests.labels(selector=name, outcome=o) for o in OUTCOME_STATUS},
-            duration=self.duration.labels(selector=name),
-            response_bytes=self.response_bytes.labels(selector=name),
-            last_payload_bytes=self.last_payload_bytes.labels(selector=name),
-            last_success=self.last_success.labels(selector=name),
-            in_flight=self.in_flight.labels(selector=name),
+    def describe(self) -> list[Metric]:
+        return list(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        return self._families()
+
+    def _families(self) -> Iterator[Metric]:
+        stats = sorted(self.selectors.items())
+        requests = CounterMetricFamily(
+            REQUESTS_TOTAL, "Scrapes of /bridge per selector, by outcome.", labels=["selector", "outcome"]
         )
+        duration = HistogramMetricFamily(
+            REQUEST_DURATION_SECONDS,
+            "Time to answer a scrape of /bridge per selector, reading the source included.",
+            labels=["selector"],
+        )
+        response_bytes = CounterMetricFamily(
+            RESPONSE_BYTES_TOTAL, "Bytes of exposition served per selector, before compression.", labels=["selector"]
+        )
+        last_payload = GaugeMetricFamily(
+            LAST_PAYLOAD_BYTES, "Size of the last exposition served per selector.", labels=["selector"]
+        )
+        last_success = GaugeMetricFamily(
+            LAST_SUCCESS_TIMESTAMP_SECONDS, "Unix time of the last successful scrape per selector.", labels=["selector"]
+        )
+        in_flight = GaugeMetricFamily(IN_FLIGHT_REQUESTS, "Scrapes of /bridge being answered now.", labels=["selector"])
+        info = GaugeMetricFamily(
+            SELECTOR_INFO, "Configured selectors and their source kind.", labels=["selector", "kind"]
+        )
+        for name, s in stats:
+            for outcome, count in s.outcomes.items():
+                requests.add_metric([name, outcome], count)
+            cumulative, total = [], 0
+            for label, count in zip(_BUCKET_LABELS, s.buckets, strict=True):
+                total += count
+                cumulative.append((label, total))
+            duration.add_metric([name], cumulative, s.duration_sum)
+            response_bytes.add_metric([name], s.response_bytes)
+            last_payload.add_metric([name], s.last_payload_bytes)
+            last_success.add_metric([name], s.last_success)
+            in_flight.add_metric([name], s.in_flight)
+            info.add_metric([name, s.kind], 1)
+        rejected = CounterMetricFamily(
+            REJECTED_REQUESTS_TOTAL, "Requests to /bridge refused before reaching a source.", labels=["reason"]
+        )
+        for reason, count in self.rejections.items():
+            rejected.add_metric([reason], count)
+        build = GaugeMetricFamily(
+            BUILD_INFO, "Version of local_exporter and of its Python.", labels=["version", "python_version"]
+        )
+        build.add_metric([__version__, platform.python_version()], 1)
+        yield from (requests, duration, response_bytes, last_payload, last_success, in_flight, rejected, info, build)

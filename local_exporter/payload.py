@@ -29,8 +29,8 @@ def content_type(body: bytes) -> str:
         except UnicodeDecodeError as exc:
             raise BadPayload(f"exposition is not UTF-8 text (byte {exc.start})") from None
     # OpenMetrics ends with `# EOF` and an optional newline; text 0.0.4 with a newline.
-    trimmed = body[:-1] if body.endswith(b"\n") else body
-    if trimmed.endswith(b"# EOF") and (len(trimmed) == 5 or trimmed[-6:-5] == b"\n"):
+    # Only the tail is looked at: slicing the body would copy all of it.
+    if body.endswith((b"\n# EOF", b"\n# EOF\n")) or body in (b"# EOF", b"# EOF\n"):
         return OPENMETRICS
     if not body.endswith(b"\n"):
         raise BadPayload("exposition does not end with a newline (truncated?)")

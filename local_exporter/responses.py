@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import gzip
+
 from aiohttp import web
-from aiohttp.hdrs import ACCEPT_ENCODING
-from aiohttp.web import ContentCoding
+from aiohttp.hdrs import ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY
+
+GZIP_LEVEL = 1
+_INLINE_GZIP_LIMIT = 256 * 1024
 
 
 def text(status: int, message: str) -> web.Response:
@@ -12,10 +17,26 @@ def text(status: int, message: str) -> web.Response:
     return web.Response(status=status, text=message + "\n", content_type="text/plain", charset="utf-8")
 
 
-def compress_if_accepted(request: web.Request, response: web.Response) -> web.Response:
+async def exposition(request: web.Request, body: bytes, content_type: str) -> web.Response:
+    """A 200 with `body`, gzip-compressed when the client accepts it (Prometheus does).
+
+    We compress ourselves at level 1: aiohttp's default level 6 cost ~5x the CPU (613 vs 115 µs
+    on 50 KB) for a few percent smaller bodies that cross a loopback or a LAN. Bodies up to
+    256 KiB are compressed on the loop, cheaper than a thread hop; larger ones in a thread so
+    one big exposition does not stall every other scrape.
+    """
+    headers = {CONTENT_TYPE: content_type, VARY: ACCEPT_ENCODING}
     if accepts_gzip(request.headers.get(ACCEPT_ENCODING, "")):
-        response.enable_compression(ContentCoding.gzip)
-    return response
+        if len(body) <= _INLINE_GZIP_LIMIT:
+            body = _gzip(body)
+        else:
+            body = await asyncio.get_running_loop().run_in_executor(None, _gzip, body)
+        headers[CONTENT_ENCODING] = "gzip"
+    return web.Response(body=body, headers=headers)
+
+
+def _gzip(body: bytes) -> bytes:
+    return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
 
 
 def accepts_gzip(header: str) -> bool:

@@ -75,6 +75,20 @@ async def test_gzip_when_accepted_and_identity_otherwise(bridge, zincati_payload
     assert await refused.read() == zincati_payload
 
 
+async def test_large_body_is_compressed_off_the_loop(aiohttp_client, short_dir: Path) -> None:
+    body = b"".join(b"metric_%d %d\n" % (i, i) for i in range(40_000))  # ~550 KB: over the inline limit
+    (short_dir / "big.prom").write_bytes(body)
+    client = await aiohttp_client(
+        bridge_app(f'[bridge.selectors]\nbig = {{ kind = "file", path = "{short_dir}/big.prom" }}\n')
+    )
+    response = await client.get("/bridge?selector=big", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert response.headers["Vary"] == "Accept-Encoding"
+    compressed = await response.read()
+    assert len(compressed) < len(body) / 3
+    assert gzip.decompress(compressed) == body
+
+
 async def test_uds_zincati_protocol(bridge, zincati_payload: bytes) -> None:
     client, registry, directory = bridge
     async with unix_server(directory / "s.sock", write_and_close(zincati_payload)) as server:

@@ -17,6 +17,8 @@ from local_exporter.errors import (
 from local_exporter.fields import Table
 from local_exporter.sources.base import BusAddresses, SharedResources, SourceLimits
 
+# Below glibc's mmap threshold (128 KiB), so reading on costs no mmap/munmap per chunk.
+_CHUNK = 64 * 1024
 _MISSING = frozenset((errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM))
 
 
@@ -50,9 +52,10 @@ class FileSource:
         except OSError as exc:
             raise _error("open", self.path, exc) from None
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
                 raise SourceFailed(f"read {self.path}: not a regular file")
-            return _read_capped(fd, self.max_bytes)
+            return _read_capped(fd, info.st_size, self.max_bytes)
         except OSError as exc:
             raise _error("read", self.path, exc) from None
         finally:
@@ -62,20 +65,30 @@ class FileSource:
         return None
 
 
-def _read_capped(fd: int, max_bytes: int) -> bytes:
-    # Reading up to one byte past the cap tells "exactly max_bytes" from "more" without ever
-    # holding more than max_bytes + 1 bytes; a file that grows while we read stops there too.
-    chunks = []
-    left = max_bytes + 1
-    while left > 0:
-        chunk = os.read(fd, left)
+def _read_capped(fd: int, size: int, max_bytes: int) -> bytes:
+    """The whole file, never holding more than max_bytes + 1 bytes.
+
+    The first read asks for the size fstat reported plus one byte: a short read means EOF, so a
+    file that is not being written is read in one call into a buffer of its own size. (Asking
+    for max_bytes + 1 at once would make every read allocate and fault in the whole cap:
+    measured at 55-100 µs per scrape.) A file that grew since fstat is read on in chunks, and
+    the byte past the cap tells "exactly max_bytes" from "more".
+    """
+    limit = max_bytes + 1
+    chunk = os.read(fd, min(size + 1, limit))
+    if len(chunk) < min(size + 1, limit):
+        return chunk
+    chunks = [chunk]
+    total = len(chunk)
+    while total < limit:
+        chunk = os.read(fd, min(_CHUNK, limit - total))
         if not chunk:
             break
         chunks.append(chunk)
-        left -= len(chunk)
-    if left <= 0:
+        total += len(chunk)
+    if total > max_bytes:
         raise PayloadTooLarge(max_bytes)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return b"".join(chunks)
 
 
 def _error(action: str, path: str, exc: OSError) -> SourceError:

@@ -23,7 +23,8 @@ from local_exporter.fields import Table
 from local_exporter.sources.base import BusAddresses, SharedResources, SourceLimits
 
 _UNAVAILABLE = frozenset((errno.ENOENT, errno.ECONNREFUSED, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.ENOTSOCK))
-_CHUNK = 256 * 1024
+# Below glibc's mmap threshold (128 KiB): a larger receive buffer costs an mmap/munmap per call.
+_CHUNK = 64 * 1024
 # sockaddr_un.sun_path holds 108 bytes with the terminating NUL: longer paths cannot be connected to.
 MAX_PATH_BYTES = 107
 

@@ -1,0 +1,45 @@
+"""The own-metrics collector: plain numbers on the scrape path, correct families on /metrics."""
+
+from __future__ import annotations
+
+import platform
+
+from prometheus_client import CollectorRegistry
+
+from local_exporter import __version__, metrics
+from tests.support.bridges import sample
+
+
+def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
+    registry = CollectorRegistry()
+    own = metrics.ExporterMetrics(registry, [("s", "uds")])
+    stats = own.selectors["s"]
+    for duration in (0.0005, 0.003, 0.003, 100.0):  # 0.0005 is a bucket bound: it counts in it
+        stats.record("success", duration)
+    bucket = f"{metrics.REQUEST_DURATION_SECONDS}_bucket"
+    assert sample(registry, bucket, selector="s", le="0.0005") == 1
+    assert sample(registry, bucket, selector="s", le="0.0025") == 1
+    assert sample(registry, bucket, selector="s", le="0.005") == 3
+    assert sample(registry, bucket, selector="s", le="30.0") == 3
+    assert sample(registry, bucket, selector="s", le="+Inf") == 4
+    assert sample(registry, f"{metrics.REQUEST_DURATION_SECONDS}_count", selector="s") == 4
+    assert sample(registry, f"{metrics.REQUEST_DURATION_SECONDS}_sum", selector="s") == 100.0065
+
+
+def test_success_and_failure_accounting() -> None:
+    registry = CollectorRegistry()
+    own = metrics.ExporterMetrics(registry, [("a", "file"), ("b", "dbus")])
+    own.selectors["a"].record_success(100, 0.01)
+    own.selectors["a"].record_success(50, 0.01)
+    own.selectors["a"].record("timeout", 1.0)
+    own.rejected("unknown_selector")
+    assert sample(registry, metrics.REQUESTS_TOTAL, selector="a", outcome="success") == 2
+    assert sample(registry, metrics.REQUESTS_TOTAL, selector="a", outcome="timeout") == 1
+    assert sample(registry, metrics.REQUESTS_TOTAL, selector="b", outcome="success") == 0
+    assert sample(registry, metrics.RESPONSE_BYTES_TOTAL, selector="a") == 150
+    assert sample(registry, metrics.LAST_PAYLOAD_BYTES, selector="a") == 50
+    assert sample(registry, metrics.LAST_SUCCESS_TIMESTAMP_SECONDS, selector="a") > 1.7e9
+    assert sample(registry, metrics.LAST_SUCCESS_TIMESTAMP_SECONDS, selector="b") == 0
+    assert sample(registry, metrics.REJECTED_REQUESTS_TOTAL, reason="unknown_selector") == 1
+    assert sample(registry, metrics.REJECTED_REQUESTS_TOTAL, reason="bad_request") == 0
+    assert sample(registry, metrics.BUILD_INFO, version=__version__, python_version=platform.python_version()) == 1
