@@ -74,8 +74,7 @@ class Bridge:
         started = time.perf_counter()
         try:
             try:
-                async with asyncio.timeout(deadline):
-                    body = await selector.source.fetch()
+                body = await _within(deadline, selector.source)
                 content_type = payload.content_type(body)
             except SourceError as exc:
                 return self._failed(selector, exc.outcome, str(exc), started)
@@ -115,6 +114,33 @@ class Bridge:
             ),
         )
         return text(status, f"selector {selector.config.name}: {outcome}: {reason}")
+
+
+async def _within(deadline: float, source: Source) -> bytes:
+    """`source.fetch()`, cancelled with TimeoutError after `deadline` seconds.
+
+    What `asyncio.timeout` does, for half its cost: 4.5 instead of 9-11 µs per scrape on
+    uvloop, a tenth of what the bridge adds to a featureless relay (docs/benchmarks.md).
+    A cancellation from elsewhere (the client went away) passes through unchanged.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(deadline, expire)
+    try:
+        return await source.fetch()
+    except asyncio.CancelledError:
+        if expired and task.uncancel() == 0:
+            raise TimeoutError from None
+        raise
+    finally:
+        timer.cancel()
 
 
 def _echo(name: str) -> str:

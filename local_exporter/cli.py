@@ -122,6 +122,7 @@ def example(address: str, port: int) -> int:
 def run(app: web.Application, config: Config) -> int:
     """Serve until SIGINT/SIGTERM; a port that cannot be bound is a clear error, not a traceback."""
     address, port = config.service.address, config.service.port
+    access = logging.getLogger("aiohttp.access")
     log.info(
         "starting", extra=logs.fields(address=address, port=port, selectors=",".join(s.name for s in config.selectors))
     )
@@ -133,7 +134,8 @@ def run(app: web.Application, config: Config) -> int:
             print=None,
             handler_cancellation=True,
             shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
-            access_log=logging.getLogger("aiohttp.access"),
+            # aiohttp's access logger costs per request even when its level drops the line.
+            access_log=access if access.isEnabledFor(logging.INFO) else None,
             loop=_new_loop(),
         )
     except OSError as exc:
