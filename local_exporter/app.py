@@ -51,6 +51,7 @@ async def _sources(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         app[READY][0] = False
+        app[BRIDGE].deadlines.close()
         for selector in selectors.values():
             await selector.source.aclose()
         await shared.aclose()

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from local_exporter import payload
 from local_exporter.config import SelectorConfig
+from local_exporter.deadlines import Deadlines
 from local_exporter.errors import OUTCOME_STATUS, REJECTION_STATUS, SourceError
 from local_exporter.limits import SCRAPE_TIMEOUT_HEADER, BadScrapeTimeout, scrape_deadline
 from local_exporter.logs import fields
@@ -43,6 +44,7 @@ class Bridge:
         self.selectors = selectors
         self.metrics = metrics
         self.timeout_offset = timeout_offset
+        self.deadlines = Deadlines()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         names = request.query.getall("selector", [])
@@ -74,7 +76,7 @@ class Bridge:
         started = time.perf_counter()
         try:
             try:
-                body = await _within(deadline, selector.source)
+                body = await self._fetch(selector.source, deadline)
                 content_type = payload.content_type(body)
             except SourceError as exc:
                 return self._failed(selector, exc.outcome, str(exc), started)
@@ -98,6 +100,26 @@ class Bridge:
             log.info("scrape recovered", extra=fields(selector=selector.config.name))
         return await exposition(request, body, content_type)
 
+    async def _fetch(self, source: Source, deadline: float) -> bytes:
+        """`source.fetch()`, or TimeoutError once `deadline` seconds have passed.
+
+        A cancellation from elsewhere (the client went away) passes through unchanged.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        self.deadlines.watch(task, deadline)
+        expired = False
+        try:
+            return await source.fetch()
+        except asyncio.CancelledError:
+            expired = self.deadlines.unwatch(task)
+            if expired and task.uncancel() == 0:
+                raise TimeoutError from None
+            raise
+        finally:
+            if not expired:
+                self.deadlines.unwatch(task)
+
     def _failed(self, selector: Selector, outcome: str, reason: str, started: float) -> web.Response:
         duration = time.perf_counter() - started
         selector.metrics.record(outcome, duration)
@@ -114,33 +136,6 @@ class Bridge:
             ),
         )
         return text(status, f"selector {selector.config.name}: {outcome}: {reason}")
-
-
-async def _within(deadline: float, source: Source) -> bytes:
-    """`source.fetch()`, cancelled with TimeoutError after `deadline` seconds.
-
-    What `asyncio.timeout` does, for half its cost: 4.5 instead of 9-11 µs per scrape on
-    uvloop, a tenth of what the bridge adds to a featureless relay (docs/benchmarks.md).
-    A cancellation from elsewhere (the client went away) passes through unchanged.
-    """
-    task = asyncio.current_task()
-    assert task is not None
-    expired = False
-
-    def expire() -> None:
-        nonlocal expired
-        expired = True
-        task.cancel()
-
-    timer = asyncio.get_running_loop().call_later(deadline, expire)
-    try:
-        return await source.fetch()
-    except asyncio.CancelledError:
-        if expired and task.uncancel() == 0:
-            raise TimeoutError from None
-        raise
-    finally:
-        timer.cancel()
 
 
 def _echo(name: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 
 from aiohttp import web
@@ -39,6 +40,8 @@ def _gzip(body: bytes) -> bytes:
     return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
 
 
+# A Prometheus server sends the same header on every scrape: parse each distinct value once.
+@functools.lru_cache(maxsize=64)
 def accepts_gzip(header: str) -> bool:
     """Whether an Accept-Encoding header admits gzip (explicitly or as `*`, with q > 0)."""
     for item in header.split(","):
