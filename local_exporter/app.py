@@ -28,9 +28,11 @@ def make_app(config: Config, registry: CollectorRegistry | None = None) -> web.A
     app[CONFIG] = config
     app[METRICS] = ExporterMetrics(registry or CollectorRegistry(), ((s.name, s.kind) for s in config.selectors))
     app[READY] = [False]
+    # Selectors are added when the sources open (cleanup_ctx); until then none is known.
+    app[BRIDGE] = Bridge({}, app[METRICS], config.service.scrape_timeout_offset)
     app.cleanup_ctx.append(_sources)
     app.router.add_get("/", _landing)
-    app.router.add_get("/bridge", _bridge)
+    app.router.add_get("/bridge", app[BRIDGE].handle)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/-/healthy", _healthy)
     app.router.add_get("/-/ready", _ready)
@@ -41,30 +43,26 @@ async def _sources(app: web.Application) -> AsyncIterator[None]:
     """Open every selector's source at start and close them all at stop."""
     config, metrics = app[CONFIG], app[METRICS]
     shared = SharedResources()
-    selectors = {
+    bridge = app[BRIDGE]
+    bridge.selectors = {
         s.name: Selector(s, s.source.open(SourceLimits(max_bytes=s.max_bytes), shared), metrics.selectors[s.name])
         for s in config.selectors
     }
-    app[BRIDGE] = Bridge(selectors, metrics, config.service.scrape_timeout_offset)
     app[READY][0] = True
     try:
         yield
     finally:
         app[READY][0] = False
-        app[BRIDGE].deadlines.close()
-        for selector in selectors.values():
+        bridge.deadlines.close()
+        for selector in bridge.selectors.values():
             await selector.source.aclose()
         await shared.aclose()
-
-
-async def _bridge(request: web.Request) -> web.StreamResponse:
-    return await request.app[BRIDGE].handle(request)
 
 
 async def _metrics(request: web.Request) -> web.Response:
     encoder, content_type = choose_encoder(request.headers.get(ACCEPT, ""))
     body = encoder(request.app[METRICS].registry)
-    return await exposition(request, body, content_type)
+    return exposition(request, body, content_type)
 
 
 async def _landing(request: web.Request) -> web.Response:
