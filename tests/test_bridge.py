@@ -14,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
 
+from local_exporter.app import BRIDGE
 from local_exporter.errors import SourceUnavailable
 from local_exporter.payload import OPENMETRICS, TEXT_0_0_4
 from local_exporter.sources import file as file_source
@@ -298,3 +299,22 @@ async def _until(condition, timeout: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
+
+
+class BuggySource:
+    """Stands in for a bug in a source (no real component raises this): a plain exception."""
+
+    async def fetch(self) -> bytes:
+        raise RuntimeError("bug\nwith a newline")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_bug_in_a_source_is_a_counted_500_not_a_traceback(bridge) -> None:
+    client, registry, _ = bridge
+    selector = client.app[BRIDGE].selectors["good-file"]
+    selector.source = BuggySource()
+    text = await expect(client, "good-file", 500, "selector good-file: internal_error: internal error: RuntimeError")
+    assert "Traceback" not in text
+    assert sample(registry, REQUESTS, selector="good-file", outcome="internal_error") == 1
