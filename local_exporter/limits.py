@@ -6,6 +6,7 @@ scrape timeout (header) minus an offset, so the bridge answers before Prometheus
 
 from __future__ import annotations
 
+import functools
 import math
 
 # Per-selector defaults (config keys `timeout`, `max_bytes`).
@@ -24,6 +25,8 @@ class BadScrapeTimeout(ValueError):
     """The scrape-timeout header is not a positive number of seconds."""
 
 
+# Each Prometheus job sends the same header on every scrape: compute each distinct case once.
+@functools.lru_cache(maxsize=256)
 def scrape_deadline(selector_timeout: float, header: str | None, offset: float) -> float:
     """Seconds this scrape may take.
 
