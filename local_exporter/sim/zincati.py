@@ -1,0 +1,476 @@
+"""A pure model of one Zincati update agent and its byte-exact metrics exposition.
+
+Nothing here reads a clock or touches I/O: scenario code owns time and passes the current unix
+time `now` to every call, and describes what the outside world answers (Cincinnati, rpm-ostree,
+the FleetLock server, logged-in users) in an `Environment` per tick. That keeps fleet scenarios
+deterministic and lets tests rebuild one host's exact output.
+
+Driving it::
+
+    agent = ZincatiAgent(identity, config)
+    agent.start(now)                              # a new process
+    delay = agent.tick(now, Environment(...))     # one refresh of the state machine
+    ...                                           # call tick again `delay` (+ jitter) later
+    agent.reboot(now)                             # after UpdateFinalized: a new process
+    payload = agent.render()                      # what the promsock would serve
+
+Like Zincati, one `tick` advances at most one state; after a state change it asks to be ticked
+again at once (delay 0), otherwise after the refresh period.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal
+
+Strategy = Literal["immediate", "fleet_lock", "periodic"]
+
+#: Base refresh period; Zincati adds 0–10 % jitter, which the caller adds to keep this pure.
+REFRESH_PERIOD = 300.0
+#: Refresh period while finalization is postponed for logged-in users.
+POSTPONE_PERIOD = 60.0
+#: Refresh period once the agent has nothing left to do (updates disabled, or waiting for reboot).
+IDLE_PERIOD = 3 * 3600.0
+#: Failed deploys of one release before Zincati abandons that release.
+MAX_DEPLOY_ATTEMPTS = 12
+#: Postponements for active user sessions before finalizing anyway.
+MAX_FINALIZE_POSTPONEMENTS = 10
+
+
+class State(enum.Enum):
+    START = "StartState"
+    INITIALIZED = "Initialized"
+    REPORTED_STEADY = "ReportedSteady"
+    NO_NEW_UPDATE = "NoNewUpdate"
+    UPDATE_AVAILABLE = "UpdateAvailable"
+    UPDATE_STAGED = "UpdateStaged"
+    UPDATE_FINALIZED = "UpdateFinalized"
+    END = "EndState"
+
+
+@dataclass(frozen=True)
+class ZincatiIdentity:
+    """The booted OS, as `zincati_identity_os_info` labels it."""
+
+    os_version: str
+    basearch: str = "x86_64"
+    stream: str = "stable"
+    platform: str = "metal"
+
+
+@dataclass(frozen=True)
+class ZincatiConfig:
+    """The agent's configuration: fixed for the life of the host, unlike its identity."""
+
+    strategy: Strategy = "immediate"
+    rollout_wariness: float | None = None
+    updates_enabled: bool = True
+    allow_downgrade: bool = False
+    #: Total length of the periodic strategy's maintenance windows; only with `periodic`.
+    periodic_schedule_minutes: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.strategy == "periodic") != (self.periodic_schedule_minutes is not None):
+            raise ValueError("periodic_schedule_minutes is required with, and only with, the periodic strategy")
+        if self.rollout_wariness is not None and not 0.0 <= self.rollout_wariness <= 1.0:
+            raise ValueError("rollout_wariness must be within 0..1")
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What the world answers during one tick. The defaults are a healthy world with no update."""
+
+    #: The release Cincinnati offers (None: no update for this host).
+    offer: str | None = None
+    #: The check fails with this error kind (e.g. `generic_http_503`) instead of answering.
+    check_error: str | None = None
+    graph_nodes: int = 18
+    graph_edges: int = 20
+    booted_deadend: bool = False
+    deploy_ok: bool = True
+    finalize_ok: bool = True
+    status_ok: bool = True
+    register_driver_ok: bool = True
+    #: FleetLock `steady-state` / `pre-reboot` fail with this error kind; None means success.
+    #: A full reboot semaphore is an error (airlock: `failed_lock`), never a denial.
+    steady_state_error: str | None = None
+    pre_reboot_error: str | None = None
+    #: Whether the periodic strategy's maintenance window is open now.
+    window_open: bool = True
+    active_users: int = 0
+
+
+@dataclass(frozen=True)
+class _Family:
+    help: str
+    type: Literal["counter", "gauge"]
+    #: The help text was not in the reference example, so it is not verified against Zincati's source.
+    verified: bool = True
+
+
+# HELP texts marked verified are copied verbatim from examples/zincati.prom; the others are
+# plausible texts in the same style, NOT verified against the agent's source.
+FAMILIES: dict[str, _Family] = {
+    "process_start_time_seconds": _Family("Start time of the process since unix epoch in seconds.", "gauge"),
+    "zincati_cincinnati_booted_release_is_deadend": _Family(
+        "Whether currently booted OS release is a dead-end.", "gauge"
+    ),
+    "zincati_cincinnati_graph_edges_count": _Family("Number of edges in Cincinnati update graph.", "gauge"),
+    "zincati_cincinnati_graph_nodes_count": _Family("Number of nodes in Cincinnati update graph.", "gauge"),
+    "zincati_cincinnati_ignored_update_targets": _Family(
+        "Number of ignored targets among update targets found.", "gauge"
+    ),
+    "zincati_cincinnati_update_checks_errors_total": _Family(
+        "Total number of errors while checking for updates.", "counter"
+    ),
+    "zincati_cincinnati_update_checks_total": _Family(
+        "Total number of checks for updates to the upstream Cincinnati server.", "counter"
+    ),
+    "zincati_identity_os_info": _Family("Information about the underlying booted OS", "gauge"),
+    "zincati_identity_rollout_wariness": _Family("Client wariness for update rollout", "gauge", verified=False),
+    "zincati_rpm_ostree_deploy_attempts_total": _Family("Total number of 'rpm-ostree deploy' attempts.", "counter"),
+    "zincati_rpm_ostree_deploy_failures_total": _Family(
+        "Total number of 'rpm-ostree deploy' failures.", "counter", verified=False
+    ),
+    "zincati_rpm_ostree_finalize_attempts_total": _Family(
+        "Total number of 'rpm-ostree finalize-deployment' attempts.", "counter", verified=False
+    ),
+    "zincati_rpm_ostree_finalize_failures_total": _Family(
+        "Total number of 'rpm-ostree finalize-deployment' failures.", "counter", verified=False
+    ),
+    "zincati_rpm_ostree_register_driver_failures_total": _Family(
+        "Total number of failures to register as driver for rpm-ostree.", "counter", verified=False
+    ),
+    "zincati_rpm_ostree_status_attempts_total": _Family("Total number of 'rpm-ostree status' attempts.", "counter"),
+    "zincati_rpm_ostree_status_cache_misses_total": _Family(
+        "Total number of times rpm-ostree actor's cached status is stale during queries.", "counter"
+    ),
+    "zincati_rpm_ostree_status_cache_requests_total": _Family(
+        "Total number of attempts to query rpm-ostree actor's cached status.", "counter"
+    ),
+    "zincati_rpm_ostree_status_failures_total": _Family(
+        "Total number of 'rpm-ostree status' failures.", "counter", verified=False
+    ),
+    "zincati_strategy_fleet_lock_errors_total": _Family(
+        "Total number of errors while talking to the FleetLock server.", "counter"
+    ),
+    "zincati_strategy_fleet_lock_requests_total": _Family(
+        "Total number of requests to the FleetLock server.", "counter"
+    ),
+    "zincati_update_agent_finalization_attempts": _Family(
+        "Total number of attempts to finalize a staged deployment by the update agent.", "counter"
+    ),
+    "zincati_update_agent_finalization_blocked_count": _Family(
+        "Total number of times finalization was blocked, by reason.", "counter", verified=False
+    ),
+    "zincati_update_agent_finalization_detected_active_users": _Family(
+        "Number of active users detected by the update agent.", "gauge", verified=False
+    ),
+    "zincati_update_agent_finalization_successes": _Family(
+        "Total number of successful finalizations of a staged deployment by the update agent.",
+        "counter",
+        verified=False,
+    ),
+    "zincati_update_agent_last_refresh_timestamp": _Family("UTC timestamp of update-agent last refresh tick.", "gauge"),
+    "zincati_update_agent_latest_state_change_timestamp": _Family(
+        "UTC timestamp of update-agent last state change.", "gauge"
+    ),
+    "zincati_update_agent_postponed_finalizations_total": _Family(
+        "Total number of finalizations postponed because of active user sessions.", "counter", verified=False
+    ),
+    "zincati_update_agent_updates_allow_downgrade": _Family(
+        "Whether downgrades via auto-updates logic are allowed.", "gauge"
+    ),
+    "zincati_update_agent_updates_enabled": _Family("Whether auto-updates logic is enabled.", "gauge"),
+    "zincati_updates_strategy_can_finalize_responses": _Family(
+        "Total number of responses from querying update strategy for finalization consent.", "counter"
+    ),
+    "zincati_updates_strategy_mode": _Family("Update strategy mode in use", "gauge"),
+    "zincati_updates_strategy_periodic_schedule_length_minutes": _Family(
+        "Total length of the periodic strategy schedule in use, in minutes.", "gauge", verified=False
+    ),
+}
+
+Labels = tuple[tuple[str, str], ...]
+
+
+def _labels(**labels: str) -> Labels:
+    return tuple(sorted(labels.items()))
+
+
+def format_value(value: float) -> str:
+    """Rust's `{}` for numbers: integers bare, others in shortest form and never with an exponent."""
+    if float(value).is_integer():
+        return str(int(value))
+    return format(Decimal(repr(float(value))), "f")
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+@dataclass
+class _Process:
+    """Everything that lives and dies with one agent process."""
+
+    state: State = State.START
+    release: str | None = None
+    deploy_failures_for_release: int = 0
+    postponements_left: int = MAX_FINALIZE_POSTPONEMENTS
+    status_cache_fresh: bool = False
+    abandoned: set[str] = field(default_factory=set)
+    metrics: dict[str, dict[Labels, float]] = field(default_factory=dict)
+
+
+class ZincatiAgent:
+    """One host's Zincati: the state machine and every metric value it exports."""
+
+    def __init__(self, identity: ZincatiIdentity, config: ZincatiConfig | None = None) -> None:
+        self.identity = identity
+        self.config = config or ZincatiConfig()
+        self._process: _Process | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        """Start a new agent process: every counter is gone, only configuration gauges exist."""
+        self._process = _Process()
+        self._set("process_start_time_seconds", now)
+        self._set(
+            "zincati_identity_os_info",
+            1,
+            _labels(
+                os_version=self.identity.os_version,
+                basearch=self.identity.basearch,
+                stream=self.identity.stream,
+                platform=self.identity.platform,
+            ),
+        )
+        if self.config.rollout_wariness is not None:
+            self._set("zincati_identity_rollout_wariness", self.config.rollout_wariness)
+        self._set("zincati_update_agent_updates_enabled", int(self.config.updates_enabled))
+        self._set("zincati_update_agent_updates_allow_downgrade", int(self.config.allow_downgrade))
+        self._set("zincati_updates_strategy_mode", 1, _labels(strategy=self.config.strategy))
+        if self.config.periodic_schedule_minutes is not None:
+            self._set(
+                "zincati_updates_strategy_periodic_schedule_length_minutes", self.config.periodic_schedule_minutes
+            )
+        self._set("zincati_update_agent_latest_state_change_timestamp", now)
+
+    def reboot(self, now: float, new_version: str | None = None) -> None:
+        """The host reboots and a new process starts at `now`.
+
+        Without `new_version` the host boots the finalized release if there is one (the normal end
+        of an update), else the same version (an unrelated reboot).
+        """
+        process = self._proc
+        if new_version is None and process.state in (State.UPDATE_FINALIZED, State.END):
+            new_version = process.release
+        if new_version is not None:
+            self.identity = dataclasses.replace(self.identity, os_version=new_version)
+        self.start(now)
+
+    @property
+    def state(self) -> State:
+        return self._proc.state
+
+    @property
+    def release(self) -> str | None:
+        """The release being staged or finalized, if any."""
+        return self._proc.release
+
+    # --- the refresh tick --------------------------------------------------------------------
+
+    def tick(self, now: float, env: Environment | None = None) -> float:
+        """Run one refresh of the state machine at `now`; return the base delay to the next tick.
+
+        The delay is 0 after a state change (Zincati re-ticks at once), otherwise the refresh
+        period without jitter, which the caller adds.
+        """
+        env = env or Environment()
+        process = self._proc
+        self._set("zincati_update_agent_last_refresh_timestamp", now)
+        before = process.state
+        postponed = False
+        match before:
+            case State.START:
+                self._initialize(env)
+            case State.INITIALIZED:
+                self._report_steady(env)
+            case State.REPORTED_STEADY | State.NO_NEW_UPDATE:
+                self._check_updates(env)
+            case State.UPDATE_AVAILABLE:
+                self._stage(env)
+            case State.UPDATE_STAGED:
+                postponed = self._finalize(env)
+            case State.UPDATE_FINALIZED:
+                process.state = State.END
+            case State.END:
+                pass
+        if process.state is not before:
+            self._set("zincati_update_agent_latest_state_change_timestamp", now)
+            return 0.0
+        if process.state is State.END:
+            return IDLE_PERIOD
+        return POSTPONE_PERIOD if postponed else REFRESH_PERIOD
+
+    def note_deployments_changed(self) -> None:
+        """Something outside Zincati changed the OSTree deployments (an admin's rpm-ostree command,
+        a cleanup): the next status query misses the cache."""
+        self._proc.status_cache_fresh = False
+
+    def _initialize(self, env: Environment) -> None:
+        if not env.register_driver_ok:
+            self._inc("zincati_rpm_ostree_register_driver_failures_total")
+            return
+        if not self._query_status(env):
+            return
+        self._proc.state = State.INITIALIZED if self.config.updates_enabled else State.END
+
+    def _report_steady(self, env: Environment) -> None:
+        if self.config.strategy == "fleet_lock" and not self._fleet_lock("steady-state", env.steady_state_error):
+            return
+        self._proc.state = State.REPORTED_STEADY
+
+    def _check_updates(self, env: Environment) -> None:
+        process = self._proc
+        if not self._query_status(env):
+            return
+        self._inc("zincati_cincinnati_update_checks_total")
+        if env.check_error is not None:
+            self._inc("zincati_cincinnati_update_checks_errors_total", _labels(kind=env.check_error))
+            process.state = State.NO_NEW_UPDATE
+            return
+        self._set("zincati_cincinnati_graph_nodes_count", env.graph_nodes)
+        self._set("zincati_cincinnati_graph_edges_count", env.graph_edges)
+        self._set("zincati_cincinnati_booted_release_is_deadend", int(env.booted_deadend))
+        ignored = env.offer is not None and env.offer in process.abandoned
+        self._set("zincati_cincinnati_ignored_update_targets", int(ignored))
+        if env.offer is None or ignored or env.offer == self.identity.os_version:
+            process.state = State.NO_NEW_UPDATE
+            return
+        process.release = env.offer
+        process.deploy_failures_for_release = 0
+        process.state = State.UPDATE_AVAILABLE
+
+    def _stage(self, env: Environment) -> None:
+        process = self._proc
+        assert process.release is not None
+        # Look for the release among existing deployments first; deploying changes them, so the
+        # confirming query afterwards always misses the cache.
+        if not self._query_status(env):
+            return
+        self._inc("zincati_rpm_ostree_deploy_attempts_total")
+        if not env.deploy_ok:
+            self._inc("zincati_rpm_ostree_deploy_failures_total")
+            process.deploy_failures_for_release += 1
+            if process.deploy_failures_for_release >= MAX_DEPLOY_ATTEMPTS:
+                process.abandoned.add(process.release)
+                process.release = None
+                process.state = State.NO_NEW_UPDATE
+            return
+        process.status_cache_fresh = False
+        if not self._query_status(env):
+            return
+        process.state = State.UPDATE_STAGED
+
+    def _finalize(self, env: Environment) -> bool:
+        """One finalization attempt; True when it was postponed for logged-in users."""
+        process = self._proc
+        self._inc("zincati_update_agent_finalization_attempts")
+        if not self._strategy_can_finalize(env):
+            # A refusal restarts the users' grace period: they get it in full once the lock is ours.
+            process.postponements_left = MAX_FINALIZE_POSTPONEMENTS
+            return False
+        if process.postponements_left > 0:
+            self._set("zincati_update_agent_finalization_detected_active_users", env.active_users)
+            if env.active_users > 0:
+                process.postponements_left -= 1
+                self._inc("zincati_update_agent_postponed_finalizations_total")
+                self._inc("zincati_update_agent_finalization_blocked_count", _labels(reason="active_usersessions"))
+                return True
+        self._inc("zincati_rpm_ostree_finalize_attempts_total")
+        if not env.finalize_ok:
+            self._inc("zincati_rpm_ostree_finalize_failures_total")
+            return False
+        self._inc("zincati_update_agent_finalization_successes")
+        process.state = State.UPDATE_FINALIZED
+        return False
+
+    def _strategy_can_finalize(self, env: Environment) -> bool:
+        match self.config.strategy:
+            case "fleet_lock":
+                ok = self._fleet_lock("pre-reboot", env.pre_reboot_error)
+                response = "allow" if ok else "error"
+            case "periodic":
+                ok = env.window_open
+                response = "allow" if ok else "deny"
+            case _:
+                ok, response = True, "allow"
+        self._inc("zincati_updates_strategy_can_finalize_responses", _labels(response=response))
+        return ok
+
+    def _fleet_lock(self, api: str, error: str | None) -> bool:
+        self._inc("zincati_strategy_fleet_lock_requests_total", _labels(api=api))
+        if error is not None:
+            self._inc("zincati_strategy_fleet_lock_errors_total", _labels(api=api, kind=error))
+            return False
+        return True
+
+    def _query_status(self, env: Environment) -> bool:
+        """Query rpm-ostree through Zincati's status cache; False when `rpm-ostree status` failed."""
+        process = self._proc
+        self._inc("zincati_rpm_ostree_status_cache_requests_total")
+        if process.status_cache_fresh:
+            return True
+        self._inc("zincati_rpm_ostree_status_cache_misses_total")
+        self._inc("zincati_rpm_ostree_status_attempts_total")
+        if not env.status_ok:
+            self._inc("zincati_rpm_ostree_status_failures_total")
+            return False
+        process.status_cache_fresh = True
+        return True
+
+    # --- metrics -----------------------------------------------------------------------------
+
+    @property
+    def _proc(self) -> _Process:
+        if self._process is None:
+            raise RuntimeError("the agent has not been started")
+        return self._process
+
+    def _set(self, name: str, value: float, labels: Labels = ()) -> None:
+        # Zincati keeps timestamps and counts as integers; only wariness is a float.
+        stored = value if name == "zincati_identity_rollout_wariness" else int(value)
+        self._proc.metrics.setdefault(name, {})[labels] = stored
+
+    def _inc(self, name: str, labels: Labels = ()) -> None:
+        children = self._proc.metrics.setdefault(name, {})
+        children[labels] = children.get(labels, 0) + 1
+
+    def value(self, name: str, **labels: str) -> float | None:
+        """One series' current value, None while it does not exist (families appear lazily)."""
+        if self._process is None:
+            return None
+        return self._process.metrics.get(name, {}).get(_labels(**labels))
+
+    def render(self) -> bytes:
+        """The text exposition (0.0.4) exactly as Zincati writes it; empty before `start`."""
+        if self._process is None:
+            return b""
+        lines: list[str] = []
+        for name in sorted(self._process.metrics):
+            children = self._process.metrics[name]
+            if not children:
+                continue
+            family = FAMILIES[name]
+            lines.append(f"# HELP {name} {family.help}")
+            lines.append(f"# TYPE {name} {family.type}")
+            for labels in sorted(children, key=lambda key: tuple(value for _, value in key)):
+                rendered = ",".join(f'{key}="{_escape(value)}"' for key, value in labels)
+                series = f"{name}{{{rendered}}}" if labels else name
+                lines.append(f"{series} {format_value(children[labels])}")
+        return ("\n".join(lines) + "\n").encode()
