@@ -234,24 +234,15 @@ def test_prometheus_records_our_504_not_its_own_timeout(stack: Stack) -> None:
 # --- the process: signals, a busy port, a bad config
 
 
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    directory = Path(tempfile.mkdtemp(prefix="le-e2e-", dir="/tmp"))
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
 def file_selector(directory: Path) -> str:
     (directory / "file.prom").write_bytes(example_payload())
     return f'file = {{ kind = "file", path = "{directory / "file.prom"}" }}\n'
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_serve_stops_cleanly_on_signal(workdir: Path, signum: signal.Signals) -> None:
+def test_serve_stops_cleanly_on_signal(short_dir: Path, signum: signal.Signals) -> None:
     port = free_port()
-    bridge = start_bridge(workdir, port, file_selector(workdir))
+    bridge = start_bridge(short_dir, port, file_selector(short_dir))
     try:
         wait_http(f"{bridge.url}/-/ready", START_TIMEOUT, watch=[bridge.child])
         assert http_get(f"{bridge.url}/bridge?selector=file").status == 200
@@ -264,12 +255,12 @@ def test_serve_stops_cleanly_on_signal(workdir: Path, signum: signal.Signals) ->
     poll(f"port {port} released", lambda: port_is_free(port) or None, 5)
 
 
-def test_port_in_use_is_one_line_and_exit_1(workdir: Path) -> None:
+def test_port_in_use_is_one_line_and_exit_1(short_dir: Path) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as blocker:
         blocker.bind((LOOPBACK, 0))
         blocker.listen()
         port = blocker.getsockname()[1]
-        bridge = start_bridge(workdir, port, file_selector(workdir))
+        bridge = start_bridge(short_dir, port, file_selector(short_dir))
         try:
             code = bridge.child.wait(timeout=START_TIMEOUT)
         finally:
@@ -281,9 +272,9 @@ def test_port_in_use_is_one_line_and_exit_1(workdir: Path) -> None:
     assert "Traceback" not in stderr
 
 
-def test_bad_config_lists_the_problems_and_exits_1(workdir: Path) -> None:
+def test_bad_config_lists_the_problems_and_exits_1(short_dir: Path) -> None:
     selectors = 'a = { kind = "carrier-pigeon", path = "/run/a" }\nb = { kind = "file", path = "relative/path" }\n'
-    bridge = start_bridge(workdir, free_port(), selectors)
+    bridge = start_bridge(short_dir, free_port(), selectors)
     try:
         code = bridge.child.wait(timeout=START_TIMEOUT)
     finally:

@@ -250,19 +250,19 @@ def _error_response(err: LockError) -> web.Response:
 
 async def _pre_reboot(request: web.Request) -> web.Response:
     request.app[COLLECTOR].pre_reboot_requests += 1
-    try:
-        group, client_id = await _client_params(request)
-        request.app[SEMAPHORES].pre_reboot(group, client_id)
-    except LockError as err:
-        return _error_response(err)
-    return web.Response(status=200)
+    return await _lock_operation(request, request.app[SEMAPHORES].pre_reboot)
 
 
 async def _steady_state(request: web.Request) -> web.Response:
     request.app[COLLECTOR].steady_state_requests += 1
+    return await _lock_operation(request, request.app[SEMAPHORES].steady_state)
+
+
+async def _lock_operation(request: web.Request, operation: Callable[[str, str], object]) -> web.Response:
+    """Both endpoints: count first (airlock does), then validate, then take or release a slot."""
     try:
         group, client_id = await _client_params(request)
-        request.app[SEMAPHORES].steady_state(group, client_id)
+        operation(group, client_id)
     except LockError as err:
         return _error_response(err)
     return web.Response(status=200)
