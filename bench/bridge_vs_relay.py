@@ -5,12 +5,11 @@
 
 Servers, each in its own process (so RSS and CPU time are per server), both on uvloop:
   bridge  `python -m local_exporter serve -c CONFIG`, exactly what production runs;
-  relay   a ~20-line aiohttp handler that reads the file, or connects to the Unix socket and
-          reads to EOF, and returns the bytes: no deadline, no checks, no metrics, no logs.
-          It reads with the same primitives as the bridge (os-level file read, a bare
-          non-blocking socket), so the difference is what the bridge adds, not how it reads.
-Sources: a file, and a Zincati-protocol Unix socket server in its own process (shared by both
-servers), each with a 2 KB and a 50 KB exposition. The load generator is another process: wrk
+  relay   the featureless relay of bench/baseline.py: reads the file, or connects to the Unix
+          socket and reads to EOF, with the bridge's own read primitives, and returns the
+          bytes: no deadline, no checks, no metrics, no logs.
+Sources: a file, and a Zincati-protocol Unix socket server in its own process (bench/baseline.py,
+shared by both servers), each with a 2 KB and a 50 KB exposition. The load generator is another process: wrk
 if installed (one thread), else an aiohttp client. It sends Prometheus' scrape-timeout header
 and no Accept-Encoding, so nobody compresses (`--accept-encoding gzip` sends what Prometheus
 sends: then the bridge gzips and the relay does not, which prices compression).
@@ -22,7 +21,7 @@ and the table shows the median run. Besides requests/s (sensitive to a noisy nei
 shared machine) it shows the server's CPU time per request (utime + stime from /proc over the
 measured interval / requests), which is much steadier and is what the ratio target is about.
 
-The script's own subcommands (`relay`, `sockets`, `load`) are how it starts its processes.
+The script's own subcommands (`relay`, `load`) are how it starts its processes.
 """
 
 from __future__ import annotations
@@ -46,13 +45,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from baseline import SCRAPE_TIMEOUT_HEADER, exposition, relay_app
+
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = {"2k": 2 * 1024, "50k": 50 * 1024}
 KINDS = ("file", "uds")
 CASES = tuple(f"{kind}-{size}" for kind in KINDS for size in SIZES)
 SERVERS = ("relay", "bridge")
-SCRAPE_TIMEOUT_HEADER = ("X-Prometheus-Scrape-Timeout-Seconds", "10")
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -63,57 +62,10 @@ def run_relay(port: int, routes_json: str) -> None:
     import uvloop
     from aiohttp import web
 
-    routes: dict[str, tuple[str, str]] = {name: (kind, path) for name, (kind, path) in json.loads(routes_json).items()}
-
-    async def handle(request: web.Request) -> web.Response:
-        kind, path = routes[request.query["selector"]]
-        if kind == "file":
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                body = os.read(fd, os.fstat(fd).st_size + 1)
-            finally:
-                os.close(fd)
-        else:
-            loop = asyncio.get_running_loop()
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
-                sock.setblocking(False)
-                await loop.sock_connect(sock, path)
-                chunks = []
-                while chunk := await loop.sock_recv(sock, 256 * 1024):
-                    chunks.append(chunk)
-                body = b"".join(chunks)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
-
-    async def ready(request: web.Request) -> web.Response:
-        return web.Response(text="Ready.")
-
-    app = web.Application()
-    app.router.add_get("/bridge", handle)
-    app.router.add_get("/-/ready", ready)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, loop=uvloop.new_event_loop())
-
-
-# --- the Zincati-protocol socket server (subcommand `sockets PATH=PAYLOAD_FILE ...`)
-
-
-def run_sockets(pairs: list[str]) -> None:
-    import uvloop
-
-    from local_exporter.sim.promsock import start_promsock
-
-    served = [(Path(path), Path(payload).read_bytes()) for path, _, payload in (p.partition("=") for p in pairs)]
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        servers = [await start_promsock(path, lambda body=body: body) for path, body in served]
-        await stop.wait()
-        for server in servers:
-            server.close()
-
-    uvloop.run(main())
+    routes = {name: (kind, path) for name, (kind, path) in json.loads(routes_json).items()}
+    web.run_app(
+        relay_app(routes), host="127.0.0.1", port=port, print=None, access_log=None, loop=uvloop.new_event_loop()
+    )
 
 
 # --- the aiohttp load generator (subcommand `load URL CONCURRENCY SECONDS`), when wrk is absent
@@ -322,19 +274,6 @@ def profile(pid: int, seconds: int, output: Path, native: bool) -> subprocess.Po
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def exposition(size: int) -> bytes:
-    """A valid text exposition of about `size` bytes (whole lines, ending with a newline)."""
-    lines = [b"# HELP bench_series A synthetic series.\n", b"# TYPE bench_series gauge\n"]
-    total = sum(map(len, lines))
-    i = 0
-    while total < size:
-        line = f'bench_series{{host="bench-host-{i % 7}",series="{i:06d}"}} {i * 1.5}\n'.encode()
-        lines.append(line)
-        total += len(line)
-        i += 1
-    return b"".join(lines)
-
-
 # --- the run
 
 
@@ -365,7 +304,7 @@ def run(args: argparse.Namespace) -> list[Result]:
             payloads[f"file-{size_name}"] = payloads[f"uds-{size_name}"] = payload.read_bytes()
             pairs.append(f"{sock}={payload}")
         log = directory / "sockets.log"
-        sockets = start([sys.executable, __file__, "sockets", *pairs], log, other_cpus)
+        sockets = start([sys.executable, str(Path(__file__).with_name("baseline.py")), *pairs], log, other_cpus)
         processes.append(sockets)
         for kind, path in routes.values():
             if kind == "uds":
@@ -467,12 +406,10 @@ def table(results: list[Result]) -> str:
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] in ("relay", "sockets", "load"):
+    if len(sys.argv) > 1 and sys.argv[1] in ("relay", "load"):
         command, rest = sys.argv[1], sys.argv[2:]
         if command == "relay":
             run_relay(int(rest[0]), rest[1])
-        elif command == "sockets":
-            run_sockets(rest)
         else:
             run_load(rest[0], int(rest[1]), float(rest[2]), rest[3])
         return

@@ -4,9 +4,9 @@
     ├── SourceUnavailable       nothing to talk to: ENOENT, refused, permission, DBus name not owned
     ├── SourceFailed            the source answered with an error (e.g. a DBus error reply)
     ├── BadPayload              the source answered, but not with a complete text exposition
-    └── PayloadTooLarge         the source wrote more than the selector's max_bytes
+    ├── PayloadTooLarge         the source wrote more than the selector's max_bytes
+    └── DeadlineExceeded        no complete answer in time (raised by the bridge, which owns the deadline)
 
-Deadline expiry is not a SourceError: the bridge owns the deadline and records `timeout` itself.
 Sources raise only these errors; the bridge turns them into a status, a reason, a counted
 outcome and one log line.
 """
@@ -65,6 +65,10 @@ class PayloadTooLarge(SourceError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"payload exceeds max_bytes ({limit} bytes)")
         self.limit = limit
+
+
+class DeadlineExceeded(SourceError):
+    outcome = "timeout"
 
 
 def from_os_error(action: str, target: str, exc: OSError, unavailable: frozenset[int]) -> SourceError:

@@ -6,8 +6,9 @@ scrape timeout (header) minus an offset, so the bridge answers before Prometheus
 
 from __future__ import annotations
 
-import functools
 import math
+
+from multidict import istr
 
 # Per-selector defaults (config keys `timeout`, `max_bytes`).
 DEFAULT_TIMEOUT_SECONDS = 5.0
@@ -18,15 +19,14 @@ MAX_MAX_BYTES = 1024 * 1024 * 1024
 # Taken off Prometheus' scrape timeout so our answer, even a 504, arrives in time
 # (blackbox_exporter's convention; config key `service.scrape_timeout_offset`).
 DEFAULT_SCRAPE_TIMEOUT_OFFSET = 0.5
-SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
+# An istr, as aiohttp's own header names: looked up without case-folding the name each time.
+SCRAPE_TIMEOUT_HEADER = istr("X-Prometheus-Scrape-Timeout-Seconds")
 
 
 class BadScrapeTimeout(ValueError):
     """The scrape-timeout header is not a positive number of seconds."""
 
 
-# Each Prometheus job sends the same header on every scrape: compute each distinct case once.
-@functools.lru_cache(maxsize=256)
 def scrape_deadline(selector_timeout: float, header: str | None, offset: float) -> float:
     """Seconds this scrape may take.
 

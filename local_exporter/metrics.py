@@ -51,14 +51,20 @@ class SelectorStats:
     duration_sum: float = 0.0
     response_bytes: int = 0
     last_payload_bytes: int = 0
-    last_success: float = 0.0
+    # perf_counter() at the last success: turned into Unix time when /metrics is read, which
+    # saves a clock call per scrape. A step of the wall clock moves it along with the clock.
+    last_success_clock: float = 0.0
     in_flight: int = 0
 
-    def record_success(self, size: int, duration: float) -> None:
-        self.record("success", duration)
+    def record_success(self, size: int, started: float, finished: float) -> None:
+        """A success between two perf_counter() readings. Spelled out: it runs on every scrape."""
+        duration = finished - started
+        self.outcomes["success"] += 1
+        self.buckets[bisect_left(DURATION_BUCKETS, duration)] += 1
+        self.duration_sum += duration
         self.response_bytes += size
         self.last_payload_bytes = size
-        self.last_success = time.time()
+        self.last_success_clock = finished
 
     def record(self, outcome: str, duration: float) -> None:
         self.outcomes[outcome] += 1
@@ -110,6 +116,7 @@ class ExporterMetrics:
         info = GaugeMetricFamily(
             SELECTOR_INFO, "Configured selectors and their source kind.", labels=["selector", "kind"]
         )
+        unix_minus_clock = time.time() - time.perf_counter()
         for name, s in stats:
             for outcome, count in s.outcomes.items():
                 requests.add_metric([name, outcome], count)
@@ -120,7 +127,7 @@ class ExporterMetrics:
             duration.add_metric([name], cumulative, s.duration_sum)
             response_bytes.add_metric([name], s.response_bytes)
             last_payload.add_metric([name], s.last_payload_bytes)
-            last_success.add_metric([name], s.last_success)
+            last_success.add_metric([name], s.last_success_clock + unix_minus_clock if s.outcomes["success"] else 0.0)
             in_flight.add_metric([name], s.in_flight)
             info.add_metric([name, s.kind], 1)
         rejected = CounterMetricFamily(

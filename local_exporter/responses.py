@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import gzip
+from typing import TypeVar
 
 from aiohttp import web
 from aiohttp.hdrs import ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY
 from aiohttp.web import ContentCoding
+from multidict import CIMultiDict
 
 GZIP_LEVEL = 1
 _INLINE_GZIP_LIMIT = 256 * 1024
@@ -25,24 +26,47 @@ def exposition(request: web.Request, body: bytes, content_type: str) -> web.Resp
     CPU (613 vs 115 µs on 50 KB) for bodies a few percent smaller, and its thread hop costs
     more than compressing these. Larger bodies are left to aiohttp, which compresses them in
     its executor so one big exposition does not stall every other scrape.
+
+    This runs on every scrape, so it makes no Python calls on its common paths: the verdict on
+    each Accept-Encoding value and the headers of each content type are looked up, not rebuilt
+    (each Python call costs ~0.3 % of a scrape).
     """
-    headers = {CONTENT_TYPE: content_type, VARY: ACCEPT_ENCODING}
-    if not accepts_gzip(request.headers.get(ACCEPT_ENCODING, "")):
-        return web.Response(body=body, headers=headers)
-    if len(body) > _INLINE_GZIP_LIMIT:
+    encoding = request.headers.get(ACCEPT_ENCODING, "")
+    gzipped = _GZIP_BY_HEADER.get(encoding)
+    if gzipped is None:
+        gzipped = _remember(_GZIP_BY_HEADER, encoding, accepts_gzip(encoding))
+    if not gzipped or len(body) > _INLINE_GZIP_LIMIT:
+        headers = _PLAIN_HEADERS.get(content_type) or _remember(_PLAIN_HEADERS, content_type, _headers(content_type))
         response = web.Response(body=body, headers=headers)
-        response.enable_compression(ContentCoding.gzip)
+        if gzipped:
+            response.enable_compression(ContentCoding.gzip)
         return response
-    headers[CONTENT_ENCODING] = "gzip"
-    return web.Response(body=_gzip(body), headers=headers)
+    headers = _GZIP_HEADERS.get(content_type) or _remember(_GZIP_HEADERS, content_type, _headers(content_type, "gzip"))
+    return web.Response(body=gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0), headers=headers)
 
 
-def _gzip(body: bytes) -> bytes:
-    return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+# Memos keyed by header values and content types, bounded so that clients sending arbitrary
+# values cannot grow memory. aiohttp copies the headers into each response: sharing is safe.
+_MEMO_LIMIT = 64
+_GZIP_BY_HEADER: dict[str, bool] = {}
+_PLAIN_HEADERS: dict[str, CIMultiDict[str]] = {}
+_GZIP_HEADERS: dict[str, CIMultiDict[str]] = {}
+V = TypeVar("V")
 
 
-# A Prometheus server sends the same header on every scrape: parse each distinct value once.
-@functools.lru_cache(maxsize=64)
+def _remember(memo: dict[str, V], key: str, value: V) -> V:
+    if len(memo) < _MEMO_LIMIT:
+        memo[key] = value
+    return value
+
+
+def _headers(content_type: str, encoding: str = "") -> CIMultiDict[str]:
+    headers = CIMultiDict({CONTENT_TYPE: content_type, VARY: ACCEPT_ENCODING})
+    if encoding:
+        headers[CONTENT_ENCODING] = encoding
+    return headers
+
+
 def accepts_gzip(header: str) -> bool:
     """Whether an Accept-Encoding header admits gzip (explicitly or as `*`, with q > 0)."""
     for item in header.split(","):

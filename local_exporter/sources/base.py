@@ -15,8 +15,13 @@ from local_exporter.fields import Table
 
 
 class Source(Protocol):
-    async def fetch(self) -> bytes:
-        """The complete exposition, or raise `SourceError`. Cancellation must release everything."""
+    def fetch(self) -> bytes | Awaitable[bytes]:
+        """The complete exposition, or raise `SourceError`.
+
+        A source that can answer without waiting (a file) returns the bytes; one that must wait
+        (a socket, a DBus call) is an `async def` and returns a coroutine, which the bridge
+        awaits under the scrape's deadline. Cancellation must release everything.
+        """
 
     async def aclose(self) -> None:
         """Release whatever the source keeps between scrapes."""

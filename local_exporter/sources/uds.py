@@ -67,27 +67,22 @@ class UdsSource:
                 await loop.sock_connect(sock, self.path)
             except OSError as exc:
                 raise _error("connect", self.path, exc) from None
+            chunks = []
+            total = 0
             try:
-                return await self._read_to_eof(loop, sock)
+                # Read in the same coroutine: every await layer costs ~1 % of a scrape.
+                while chunk := await loop.sock_recv(sock, _CHUNK):
+                    total += len(chunk)
+                    if total > self.max_bytes:
+                        raise PayloadTooLarge(self.max_bytes)
+                    chunks.append(chunk)
             except OSError as exc:
                 raise _error("read", self.path, exc) from None
+            if total == 0:
+                raise BadPayload(f"read {self.path}: closed without writing any bytes")
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
         finally:
             sock.close()
-
-    async def _read_to_eof(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytes:
-        chunks = []
-        total = 0
-        while True:
-            chunk = await loop.sock_recv(sock, _CHUNK)
-            if not chunk:
-                break
-            total += len(chunk)
-            if total > self.max_bytes:
-                raise PayloadTooLarge(self.max_bytes)
-            chunks.append(chunk)
-        if total == 0:
-            raise BadPayload(f"read {self.path}: closed without writing any bytes")
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def aclose(self) -> None:
         return None
