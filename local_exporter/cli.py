@@ -1,4 +1,4 @@
-"""The `local-exporter` command: serve, check-config, example.
+"""The `local-exporter` command: serve, check-config, example, simulate.
 
 A drop-in for the original's command line: `serve -c FILE` (or `--config FILE`, also before
 the subcommand), `-v` repeatable, default config `/etc/local_exporter/config.toml`.
@@ -18,6 +18,7 @@ from aiohttp import web
 
 from local_exporter import __version__, logs
 from local_exporter.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load
+from local_exporter.sim import command as simulate_command
 
 log = logging.getLogger("local_exporter")
 # How long in-flight scrapes may finish after SIGTERM before connections are closed.
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(example, top=False)
     example.add_argument("--address", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     example.add_argument("--port", type=int, default=9598, help="listen port (default 9598)")
+    simulate_command.add_parser(commands)
     return parser
 
 
@@ -70,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(args.config)
     if args.command == "example":
         return example(args.address, args.port)
+    if args.command == "simulate":
+        return simulate_command.run(args)
     parser.print_help(sys.stderr)
     return 2
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from local_exporter import limits
-from local_exporter.fields import Problems, Table
+from local_exporter.fields import Problems, Table, read_text
 from local_exporter.sources import KINDS, BusAddresses, SourceSettings
 from local_exporter.toml_lines import blank_lines, scan
 
@@ -60,13 +60,9 @@ class ConfigError(Exception):
 
 def load(path: Path) -> Config:
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read config: {exc.strerror or exc}"]) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{path}: config is not UTF-8 text (byte {exc.start})"]) from None
+        text = read_text(path, "config")
+    except ValueError as exc:
+        raise ConfigError([str(exc)]) from None
     return parse(text, str(path))
 
 

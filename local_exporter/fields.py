@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from local_exporter.toml_lines import KeyLines
@@ -184,3 +184,15 @@ def _describe(value: object) -> str:
     if isinstance(value, datetime.time):
         return f"time {value.isoformat()}"
     return f"{type(value).__name__} {value!r}"
+
+
+def read_text(path: Path, what: str) -> str:
+    """A file's UTF-8 text, or `ValueError` with a one-line reason naming the file."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: {what} is not UTF-8 text (byte {exc.start})") from None

@@ -129,3 +129,62 @@ def blank_lines(text: str, spans: list[range]) -> str:
     """`text` with the given 1-based line spans emptied, keeping every other line number."""
     drop = {n for span in spans for n in span}
     return "\n".join("" if number in drop else line for number, line in enumerate(_lines(text), start=1))
+
+
+class ArrayIndex(str):
+    """A location part naming an array element: rendered `faults[2]`, not `faults."[2]"`."""
+
+    __slots__ = ()
+
+
+def array_index(number: int) -> ArrayIndex:
+    return ArrayIndex(f"[{number}]")
+
+
+def scan_with_arrays(text: str) -> KeyLines:
+    """Map every key path to its line; array entries are `(name, ArrayIndex("[n]"))`.
+
+    `scan` is the config's (it knows about selectors); this one, for scenario files, knows
+    arrays of tables, and skips the inside of multi-line strings, where a line may look like a key.
+    """
+    found = KeyLines()
+    table: tuple[str, ...] = ()
+    arrays: dict[tuple[str, ...], int] = {}
+    closing: str | None = None
+    for number, line in enumerate(text.split("\n"), start=1):
+        if closing is not None:
+            if closing in line:
+                closing = None
+            continue
+        array = _ARRAY_HEADER.match(line)
+        header = array or _HEADER.match(line)
+        if header:
+            path = _in_arrays(split_key(header.group(1)), arrays)
+            if array:
+                arrays[path] = arrays.get(path, -1) + 1
+                path = (*path, array_index(arrays[path]))
+            table = path
+            found.place(table, number)
+            continue
+        assign = _ASSIGN.match(line)
+        if not assign:
+            continue
+        key = table + split_key(assign.group(1))
+        found.place(key, number)
+        value = assign.group(2).lstrip()
+        if value[:3] in ('"""', "'''") and value[:3] not in value[3:]:
+            closing = value[:3]
+        elif value.startswith("{"):
+            for inner in re.finditer(rf"[{{,]\s*({_DOTTED})\s*=", value):
+                found.place(key + split_key(inner.group(1)), number)
+    return found
+
+
+def _in_arrays(path: tuple[str, ...], arrays: dict[tuple[str, ...], int]) -> tuple[str, ...]:
+    """`faults.x` after two `[[faults]]` headers is `faults[1].x`: TOML's rule for sub-tables."""
+    resolved: tuple[str, ...] = ()
+    for part in path:
+        if resolved in arrays and resolved:
+            resolved = (*resolved, array_index(arrays[resolved]))
+        resolved = (*resolved, part)
+    return resolved

@@ -95,6 +95,9 @@ class Semaphores:
         self._holders: dict[str, set[str]] = {group: set() for group in groups}
         #: False simulates an unreachable database: every lock operation fails with `failed_sem_init`.
         self.database_up = True
+        #: Requests received per endpoint, by HTTP or from simulated hosts sharing this object.
+        self.pre_reboot_requests = 0
+        self.steady_state_requests = 0
 
     @property
     def slots(self) -> dict[str, int]:
@@ -160,8 +163,6 @@ class AirlockCollector(Collector):
 
     def __init__(self, semaphores: Semaphores) -> None:
         self.semaphores = semaphores
-        self.pre_reboot_requests = 0
-        self.steady_state_requests = 0
 
     def collect(self) -> Iterable[Metric]:
         slots = self.semaphores.slots
@@ -186,12 +187,12 @@ class AirlockCollector(Collector):
         yield CounterMetricFamily(
             "airlock_v1_pre_reboot_incoming_requests",
             "Total number of incoming requests to /v1/pre-reboot.",
-            value=self.pre_reboot_requests,
+            value=self.semaphores.pre_reboot_requests,
         )
         yield CounterMetricFamily(
             "airlock_v1_steady_state_incoming_requests",
             "Total number of incoming requests to /v1/steady-state.",
-            value=self.steady_state_requests,
+            value=self.semaphores.steady_state_requests,
         )
 
     @staticmethod
@@ -249,12 +250,12 @@ def _error_response(err: LockError) -> web.Response:
 
 
 async def _pre_reboot(request: web.Request) -> web.Response:
-    request.app[COLLECTOR].pre_reboot_requests += 1
+    request.app[SEMAPHORES].pre_reboot_requests += 1
     return await _lock_operation(request, request.app[SEMAPHORES].pre_reboot)
 
 
 async def _steady_state(request: web.Request) -> web.Response:
-    request.app[COLLECTOR].steady_state_requests += 1
+    request.app[SEMAPHORES].steady_state_requests += 1
     return await _lock_operation(request, request.app[SEMAPHORES].steady_state)
 
 

@@ -232,12 +232,15 @@ class ZincatiAgent:
         self.identity = identity
         self.config = config or ZincatiConfig()
         self._process: _Process | None = None
+        # The last render, until a value changes: a fleet is scraped far more often than it ticks.
+        self._rendered: bytes | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self, now: float) -> None:
         """Start a new agent process: every counter is gone, only configuration gauges exist."""
         self._process = _Process()
+        self._rendered = None
         self._set("process_start_time_seconds", now)
         self._set(
             "zincati_identity_os_info",
@@ -446,10 +449,12 @@ class ZincatiAgent:
         # Zincati keeps timestamps and counts as integers; only wariness is a float.
         stored = value if name == "zincati_identity_rollout_wariness" else int(value)
         self._proc.metrics.setdefault(name, {})[labels] = stored
+        self._rendered = None
 
     def _inc(self, name: str, labels: Labels = ()) -> None:
         children = self._proc.metrics.setdefault(name, {})
         children[labels] = children.get(labels, 0) + 1
+        self._rendered = None
 
     def value(self, name: str, **labels: str) -> float | None:
         """One series' current value, None while it does not exist (families appear lazily)."""
@@ -461,6 +466,12 @@ class ZincatiAgent:
         """The text exposition (0.0.4) exactly as Zincati writes it; empty before `start`."""
         if self._process is None:
             return b""
+        if self._rendered is None:
+            self._rendered = self._render()
+        return self._rendered
+
+    def _render(self) -> bytes:
+        assert self._process is not None
         lines: list[str] = []
         for name in sorted(self._process.metrics):
             children = self._process.metrics[name]

@@ -1,0 +1,231 @@
+"""A scenario in motion: every host's Zincati agent, the world it sees, and an airlock.
+
+`Fleet` is pure and deterministic: it owns scenario time (seconds from the start) and moves
+every host by discrete events (refresh ticks with Zincati's 0-10 % jitter, reboots, faults
+starting and ending), drawing randomness only from the scenario's seed. Callers choose what a
+scenario second is in Unix time (`clock`): live runs compress it (`speed`), backfills lay it on
+a fixed start. Nothing here does I/O; `live.py` serves hosts, `history.py` writes backfills.
+
+What each host sees on a tick:
+  * the offer: the newest release on its stream that has reached it, a release reaching a host
+    of wariness w at `at + w * rollout` (Cincinnati's phased rollout);
+  * fleet_lock: the shared airlock `Semaphores` — `steady-state` releases a host's slot after
+    boot, `pre-reboot` takes one before finalizing, and a full group is a `failed_lock` error;
+  * the active faults on it (`scenario.FaultSpec`), which set the `Environment` fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from local_exporter.sim.airlock import LockError, Semaphores
+from local_exporter.sim.scenario import FaultSpec, ReleaseSpec, Scenario
+from local_exporter.sim.zincati import Environment, State, ZincatiAgent, ZincatiConfig, ZincatiIdentity
+
+#: Zincati adds up to 10 % to each refresh period.
+JITTER = 0.10
+
+Clock = Callable[[float], float]
+
+
+@dataclass
+class Host:
+    index: int
+    name: str
+    group: str
+    #: The FleetLock client id (Zincati derives an app-specific id from the machine id).
+    client_id: str
+    #: Its rollout wariness, configured or Cincinnati's hidden per-node value.
+    wariness: float
+    agent: ZincatiAgent
+    faults: list[FaultSpec] = field(default_factory=list)
+    rebooting: bool = False
+    killed: bool = False
+    #: Bumped whenever a new tick is scheduled, so superseded tick events are skipped.
+    tick_generation: int = 0
+
+    @property
+    def up(self) -> bool:
+        """Whether the agent process runs and serves its metrics socket."""
+        return not (self.rebooting or self.killed)
+
+    def active(self, kind: str, t: float) -> FaultSpec | None:
+        return next((f for f in self.faults if f.kind == kind and f.active(t)), None)
+
+
+# Event kinds, in the order events at one instant are handled.
+_FAULT_END, _FAULT_START, _REBOOTED, _TICK = range(4)
+
+
+class Fleet:
+    def __init__(self, scenario: Scenario, clock: Clock) -> None:
+        self.scenario = scenario
+        self.clock = clock
+        spec = scenario.fleet
+        self.semaphores = Semaphores(dict(spec.groups))
+        self.now = 0.0
+        self._events: list[tuple[float, int, int, int, int]] = []
+        self._sequence = 0
+        self._random = random.Random(f"{spec.seed}:jitter")
+        wariness = random.Random(f"{spec.seed}:wariness")
+        self._releases: dict[str, list[ReleaseSpec]] = {}
+        for release in sorted(scenario.releases, key=lambda r: r.at):
+            self._releases.setdefault(release.stream, []).append(release)
+        disabled = {i for f in scenario.faults if f.kind == "updates_disabled" for i in f.hosts}
+        self.hosts: list[Host] = []
+        for index in range(spec.hosts):
+            name = spec.host_name(index)
+            hidden = wariness.random()
+            config = ZincatiConfig(
+                strategy=spec.strategy,
+                rollout_wariness=spec.wariness,
+                updates_enabled=index not in disabled,
+            )
+            identity = ZincatiIdentity(spec.version, spec.basearch, spec.stream, spec.platform)
+            client_id = hashlib.sha256(f"{spec.seed}:{name}".encode()).hexdigest()[:32]
+            self.hosts.append(
+                Host(
+                    index,
+                    name,
+                    spec.group_of(index),
+                    client_id,
+                    spec.wariness if spec.wariness is not None else hidden,
+                    ZincatiAgent(identity, config),
+                )
+            )
+        for number, fault in enumerate(scenario.faults):
+            for index in fault.hosts:
+                self.hosts[index].faults.append(fault)
+            if fault.kind == "agent_down":
+                self._push(fault.start, _FAULT_START, number, -1)
+                if fault.end is not None:
+                    self._push(fault.end, _FAULT_END, number, -1)
+        for host in self.hosts:
+            host.agent.start(self.clock(0.0))
+            # Hosts booted at different moments: spread their first ticks over one period.
+            self._schedule_tick(host, self._random.uniform(0, 1) * 300.0)
+
+    # --- time ------------------------------------------------------------------------------
+
+    def advance(self, until: float) -> None:
+        """Handle every event up to and including scenario time `until` (which may pass the
+        scenario's duration: hosts go on refreshing in their final state)."""
+        while self._events and self._events[0][0] <= until:
+            t, kind, _, a, b = heapq.heappop(self._events)
+            self.now = t
+            if kind == _TICK:
+                host = self.hosts[a]
+                if b == host.tick_generation:
+                    self._tick(host)
+            elif kind == _REBOOTED:
+                self._rebooted(self.hosts[a])
+            elif kind == _FAULT_START:
+                self._fault_start(self.scenario.faults[a])
+            else:
+                self._fault_end(self.scenario.faults[a])
+        self.now = max(self.now, until)
+
+    def render(self, index: int) -> bytes | None:
+        """What host `index` serves now, or None while its agent is down (no socket)."""
+        host = self.hosts[index]
+        return host.agent.render() if host.up else None
+
+    # --- events ----------------------------------------------------------------------------
+
+    def _push(self, t: float, kind: int, a: int, b: int) -> None:
+        self._sequence += 1
+        heapq.heappush(self._events, (t, kind, self._sequence, a, b))
+
+    def _schedule_tick(self, host: Host, delay: float) -> None:
+        host.tick_generation += 1
+        self._push(self.now + delay, _TICK, host.index, host.tick_generation)
+
+    def _tick(self, host: Host) -> None:
+        t = self.now
+        if not host.up:
+            return  # a new process schedules its own first tick
+        stale = host.active("stale", t)
+        if stale is not None:
+            # The refresh loop is stuck: the socket still serves the last values.
+            if stale.end is not None:
+                self._schedule_tick(host, stale.end - t)
+            return
+        agent = host.agent
+        delay = agent.tick(self.clock(t), self._environment(host, t))
+        if agent.state is State.UPDATE_FINALIZED:
+            # rpm-ostree reboots the host at once: the agent and its socket are gone until boot.
+            host.rebooting = True
+            self._push(t + self.scenario.reboot, _REBOOTED, host.index, -1)
+            return
+        if delay > 0:
+            delay *= 1 + self._random.uniform(0, JITTER)
+        self._schedule_tick(host, delay)
+
+    def _rebooted(self, host: Host) -> None:
+        host.rebooting = False
+        host.agent.reboot(self.clock(self.now))
+        if host.up:
+            self._schedule_tick(host, 0.0)
+
+    def _fault_start(self, fault: FaultSpec) -> None:
+        for index in fault.hosts:
+            self.hosts[index].killed = True
+
+    def _fault_end(self, fault: FaultSpec) -> None:
+        for index in fault.hosts:
+            host = self.hosts[index]
+            host.killed = False
+            if not host.rebooting:
+                # systemd restarts the agent: a new process, every counter from zero.
+                host.agent.start(self.clock(self.now))
+                self._schedule_tick(host, 0.0)
+
+    # --- the world a host sees -------------------------------------------------------------
+
+    def offer(self, host: Host, t: float) -> str | None:
+        """The newest release on the host's stream that has reached it by `t`."""
+        reached = None
+        for release in self._releases.get(host.agent.identity.stream, ()):
+            if release.at + host.wariness * release.rollout <= t:
+                reached = release.version
+        return reached
+
+    def _environment(self, host: Host, t: float) -> Environment:
+        agent = host.agent
+        check = host.active("check_errors", t)
+        blocked = host.active("finalize_blocked", t)
+        deadend = host.active("deadend", t)
+        booted = agent.identity.os_version
+        steady_state_error = pre_reboot_error = None
+        if agent.config.strategy == "fleet_lock":
+            # Only the call the agent makes on this tick touches the semaphore.
+            if agent.state is State.INITIALIZED:
+                self.semaphores.steady_state_requests += 1
+                steady_state_error = self._lock(self.semaphores.steady_state, host)
+            elif agent.state is State.UPDATE_STAGED:
+                self.semaphores.pre_reboot_requests += 1
+                pre_reboot_error = self._lock(self.semaphores.pre_reboot, host)
+        return Environment(
+            offer=self.offer(host, t),
+            check_error=check.error if check else None,
+            booted_deadend=deadend is not None and booted == (deadend.version or self.scenario.fleet.version),
+            deploy_ok=host.active("deploy_failures", t) is None,
+            # A host that keeps its slot: finalization fails after the lock was taken, so the
+            # slot is never given back and, once every slot is held, the rollout stalls.
+            finalize_ok=host.active("keeps_slot", t) is None,
+            steady_state_error=steady_state_error,
+            pre_reboot_error=pre_reboot_error,
+            active_users=blocked.users if blocked else 0,
+        )
+
+    @staticmethod
+    def _lock(operation: Callable[[str, str], bool], host: Host) -> str | None:
+        try:
+            operation(host.group, host.client_id)
+        except LockError as exc:
+            return exc.kind
+        return None

@@ -1,0 +1,316 @@
+"""A scenario served live: every host over a real transport, behind its own real bridge.
+
+How hosts meet bridges and Prometheus (docs/simulator.md): a real deployment runs one bridge
+per host, so the simulator does too. Host `host-0007` gets a directory `DIR/hosts/host-0007/`
+holding its transport (`zincati.sock`, Zincati's socket protocol; or `zincati.prom`, replaced
+atomically; or a DBus name on the given bus) and `bridge.toml`, a config in the original
+format whose selector `zincati` reads it. That bridge (the product's own app, in this process)
+listens on `bridge_port_base + 7`. `DIR/prometheus/bridges.json` lists every bridge as a
+file_sd target labelled `instance="host-0007"`, so each host is its own instance in the
+`zincati` job (path /bridge, selector zincati) and in the `local_exporter` job (the bridge's
+own /metrics), exactly as with one bridge per real host. `DIR/prometheus/prometheus.yml` is a
+working scrape config for both, plus the airlock under fleet_lock.
+
+Time: scenario second `t` happens at wall time `start + t / speed`, and every timestamp a host
+exports is that wall time, so Prometheus sees a consistent, faster-moving world.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+import yaml
+from aiohttp import web
+
+from local_exporter import config as config_module
+from local_exporter.app import make_app
+from local_exporter.sim import prombus
+from local_exporter.sim.airlock import make_airlock_app
+from local_exporter.sim.fleet import Fleet
+from local_exporter.sim.promsock import start_promsock
+from local_exporter.sim.scenario import Scenario
+
+Transport = Literal["uds", "file", "dbus"]
+TRANSPORTS: tuple[Transport, ...] = ("uds", "file", "dbus")
+SELECTOR = "zincati"
+ZINCATI_JOB = "zincati"
+BRIDGE_JOB = "local_exporter"
+AIRLOCK_JOB = "airlock"
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    directory: Path
+    speed: float = 1.0
+    transport: Transport = "uds"
+    #: The bus for the dbus transport (each host owns one name on it).
+    dbus_address: str = ""
+    address: str = "127.0.0.1"
+    #: Host N's bridge listens on this + N; 0: on any free port each (tests).
+    bridge_port_base: int = 19100
+    #: The airlock's port under fleet_lock; 0: any free port; None: no airlock (the hosts still
+    #: share the semaphores, as if it ran elsewhere).
+    airlock_port: int | None = 19099
+    #: Wall seconds between two advances of the fleet.
+    step: float = 0.2
+    scrape_interval: str = "15s"
+
+
+class HostTransport(Protocol):
+    async def sync(self, body: bytes | None) -> None:
+        """Serve `body` now, or nothing at all while the agent is down (None)."""
+
+    async def close(self) -> None: ...
+
+
+class SocketTransport:
+    """Zincati's protocol: a Unix socket that exists only while the agent runs."""
+
+    def __init__(self, path: Path, render: Callable[[], bytes | None]) -> None:
+        self.path = path
+        self._render = render
+        self._server: asyncio.Server | None = None
+
+    async def sync(self, body: bytes | None) -> None:
+        if body is not None and self._server is None:
+            self._server = await start_promsock(self.path, lambda: self._render() or b"")
+        elif body is None and self._server is not None:
+            await self.close()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            server, self._server = self._server, None
+            server.close()
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            await server.wait_closed()
+
+
+class FileTransport:
+    """A textfile, replaced atomically when the exposition changes and removed while down."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._written: bytes | None = None
+
+    async def sync(self, body: bytes | None) -> None:
+        if body is self._written:
+            return
+        if body is None:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+        else:
+            partial = self.path.with_name(f".{self.path.name}.tmp")
+            partial.write_bytes(body)
+            os.replace(partial, self.path)
+        self._written = body
+
+    async def close(self) -> None:
+        await self.sync(None)
+
+
+class DBusTransport:
+    """The prombus interface on a bus name of the host's own, owned only while the agent runs."""
+
+    def __init__(self, address: str, name: str, render: Callable[[], bytes | None]) -> None:
+        self.address = address
+        self.name = name
+        self._render = render
+        self._export: prombus.PrombusExport | None = None
+
+    async def sync(self, body: bytes | None) -> None:
+        if body is not None and self._export is None:
+            self._export = await prombus.export_prombus(self.address, self.name, lambda: self._render() or b"")
+        elif body is None and self._export is not None:
+            await self.close()
+
+    async def close(self) -> None:
+        if self._export is not None:
+            export, self._export = self._export, None
+            await export.close()
+
+
+class LiveFleet:
+    """Runs `scenario` in real time (compressed by `speed`) until stopped."""
+
+    def __init__(self, scenario: Scenario, options: LiveOptions) -> None:
+        if options.transport == "dbus" and not options.dbus_address:
+            raise ValueError("the dbus transport needs a bus address")
+        self.scenario = scenario
+        self.options = options
+        self.fleet: Fleet | None = None
+        self.start_time = 0.0
+        self._transports: list[HostTransport] = []
+        self._runners: list[web.AppRunner] = []
+        #: Each host's bridge port, and the airlock's, once started.
+        self.bridge_ports: list[int] = []
+        self.airlock_port: int | None = None
+
+    def host_directory(self, name: str) -> Path:
+        return self.options.directory / "hosts" / name
+
+    async def start(self) -> None:
+        """Lay out the directory, start every bridge and the airlock, and put the hosts up."""
+        options = self.options
+        self.start_time = time.time()
+        speed = options.speed
+        start = self.start_time
+        self.fleet = fleet = Fleet(self.scenario, lambda t: start + t / speed)
+        try:
+            for host in fleet.hosts:
+                directory = self.host_directory(host.name)
+                directory.mkdir(parents=True, exist_ok=True)
+                transport, selector = self._transport(host.index, host.name, directory)
+                self._transports.append(transport)
+                listener = _listen(options.address, options.bridge_port_base and options.bridge_port_base + host.index)
+                self.bridge_ports.append(listener.getsockname()[1])
+                config_path = directory / "bridge.toml"
+                config_path.write_text(self._bridge_config(self.bridge_ports[-1], selector))
+                await self._serve(make_app(config_module.load(config_path)), listener)
+            if self.scenario.fleet.strategy == "fleet_lock" and options.airlock_port is not None:
+                listener = _listen(options.address, options.airlock_port)
+                self.airlock_port = listener.getsockname()[1]
+                await self._serve(make_airlock_app(fleet.semaphores), listener)
+            self._write_prometheus_files()
+            await self._sync()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def run(self, stop: asyncio.Event, *, until: float | None = None) -> None:
+        """Advance and serve until `stop` is set or scenario time `until` has passed."""
+        assert self.fleet is not None, "start() first"
+        loop = asyncio.get_running_loop()
+        offset = time.time() - self.start_time
+        began = loop.time() - offset
+        while not stop.is_set():
+            t = (loop.time() - began) * self.options.speed
+            self.fleet.advance(t)
+            await self._sync()
+            if until is not None and t >= until:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.options.step)
+
+    async def close(self) -> None:
+        for transport in self._transports:
+            with contextlib.suppress(Exception):
+                await transport.close()
+        for runner in self._runners:
+            await runner.cleanup()
+        self._transports.clear()
+        self._runners.clear()
+
+    # --- pieces ----------------------------------------------------------------------------
+
+    def _transport(self, index: int, name: str, directory: Path) -> tuple[HostTransport, str]:
+        """The host's transport and the selector line its bridge needs for it."""
+        assert self.fleet is not None
+        fleet = self.fleet
+
+        def render() -> bytes | None:
+            return fleet.render(index)
+
+        match self.options.transport:
+            case "uds":
+                path = directory / "zincati.sock"
+                return SocketTransport(path, render), f'{{ kind = "uds", path = "{path}" }}'
+            case "file":
+                path = directory / "zincati.prom"
+                return FileTransport(path), f'{{ kind = "file", path = "{path}" }}'
+            case _:
+                bus = prombus.bus_name(name)
+                selector = (
+                    f'{{ kind = "dbus", bus = "session", destination = "{bus}", path = "{prombus.PATH}", '
+                    f'method = "{prombus.METHOD}" }}'
+                )
+                return DBusTransport(self.options.dbus_address, bus, render), selector
+
+    def _bridge_config(self, port: int, selector: str) -> str:
+        lines = [
+            "# Written by `local-exporter simulate`: this host's bridge, in the original format.",
+            "[service]",
+            f'address = "{self.options.address}"',
+            f"port = {port}",
+            "tls = false",
+            "",
+        ]
+        if self.options.transport == "dbus":
+            lines += ["[bridge]", f'dbus_session_bus_address = "{self.options.dbus_address}"', ""]
+        lines += ["[bridge.selectors]", f"{SELECTOR} = {selector}", ""]
+        return "\n".join(lines)
+
+    async def _serve(self, app: web.Application, listener: socket.socket) -> None:
+        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        await runner.setup()
+        self._runners.append(runner)
+        await web.SockSite(runner, listener).start()
+
+    async def _sync(self) -> None:
+        assert self.fleet is not None
+        for host, transport in zip(self.fleet.hosts, self._transports, strict=True):
+            await transport.sync(self.fleet.render(host.index))
+
+    def _write_prometheus_files(self) -> None:
+        assert self.fleet is not None
+        directory = self.options.directory / "prometheus"
+        directory.mkdir(parents=True, exist_ok=True)
+        targets = [
+            {"targets": [f"{self.options.address}:{port}"], "labels": {"instance": host.name}}
+            for host, port in zip(self.fleet.hosts, self.bridge_ports, strict=True)
+        ]
+        bridges = directory / "bridges.json"
+        partial = directory / ".bridges.json.tmp"
+        partial.write_text(json.dumps(targets, indent=1) + "\n")
+        os.replace(partial, bridges)
+        (directory / "prometheus.yml").write_text(prometheus_config(self, bridges))
+
+
+def _listen(address: str, port: int) -> socket.socket:
+    """A listening socket bound now, so the port is known (and taken) before anything is written."""
+    listener = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((address, port))
+        listener.listen(128)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
+def prometheus_config(live: LiveFleet, bridges: Path) -> str:
+    """A scrape config for the simulated fleet: every host its own instance in both jobs."""
+    options = live.options
+    interval = options.scrape_interval
+
+    def file_sd() -> list[dict[str, object]]:
+        # A fresh copy per job: a shared object would be written as a YAML anchor.
+        return [{"files": [str(bridges)], "refresh_interval": "30s"}]
+
+    jobs: list[dict[str, object]] = [
+        {
+            "job_name": ZINCATI_JOB,
+            "metrics_path": "/bridge",
+            "params": {"selector": [SELECTOR]},
+            "file_sd_configs": file_sd(),
+        },
+        {"job_name": BRIDGE_JOB, "metrics_path": "/metrics", "file_sd_configs": file_sd()},
+    ]
+    if live.airlock_port is not None:
+        target = f"{options.address}:{live.airlock_port}"
+        jobs.append(
+            {"job_name": AIRLOCK_JOB, "static_configs": [{"targets": [target], "labels": {"instance": AIRLOCK_JOB}}]}
+        )
+    config = {"global": {"scrape_interval": interval, "evaluation_interval": interval}, "scrape_configs": jobs}
+    header = f"# Written by `local-exporter simulate` for scenario {live.scenario.name!r}.\n"
+    return header + yaml.safe_dump(config, sort_keys=False)
