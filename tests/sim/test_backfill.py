@@ -14,7 +14,7 @@ import pytest
 from local_exporter.sim.backfill import HistoryWriter, om_family, resolve_labels
 from local_exporter.sim.zincati import Environment, State, ZincatiAgent, ZincatiConfig, ZincatiIdentity
 from tests.support.processes import http_get
-from tests.support.prometheus import PROMTOOL, Prometheus, running_prometheus
+from tests.support.prometheus import PROMTOOL, Prometheus, create_blocks, running_prometheus
 
 BOOTED = "41.20250105.3.0"
 NEXT = "41.20250119.3.0"
@@ -52,13 +52,7 @@ def family_of_sample(line: str) -> str:
 def promtool_series(tmp_path: Path, om: Path) -> dict[SeriesKey, list[tuple[int, float]]]:
     """Backfill `om` with promtool and dump what the TSDB stores: series -> [(ms, value)]."""
     data = tmp_path / "dump-data"
-    created = subprocess.run(
-        [PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", str(om), str(data)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert created.returncode == 0, created.stderr + created.stdout
+    create_blocks(om, data)
     (data / "wal").mkdir(exist_ok=True)  # `tsdb dump` insists on a WAL directory
     dumped = subprocess.run([PROMTOOL, "tsdb", "dump", str(data)], capture_output=True, text=True, timeout=60)
     assert dumped.returncode == 0, dumped.stderr
@@ -251,13 +245,7 @@ def test_backfilled_fleet_matches_what_a_live_scrape_stores(tmp_path):
     write(om, history.scrapes, buckets=2)
 
     directory = tmp_path / "prometheus"
-    created = subprocess.run(
-        [PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", str(om), str(directory / "data")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert created.returncode == 0, created.stderr + created.stdout
+    create_blocks(om, directory / "data")
 
     before, after = history.reboot_at - INTERVAL, history.end
     with running_prometheus(directory, []) as prometheus:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import subprocess
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -92,13 +93,29 @@ class Prometheus:
         return active
 
 
+def create_blocks(om: Path, data: Path) -> None:
+    """`promtool tsdb create-blocks-from openmetrics OM DATA`, failing with promtool's output."""
+    created = subprocess.run(
+        [PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", str(om), str(data)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert created.returncode == 0, created.stderr + created.stdout
+
+
 def value(sample: Sample) -> float:
     return float(sample["value"][1])
 
 
 @contextlib.contextmanager
-def running_prometheus(directory: Path, jobs: Sequence[dict[str, Any]]) -> Iterator[Prometheus]:
-    """Prometheus on 127.0.0.1 with `jobs`, its data in `directory`; stopped by PID at exit."""
+def running_prometheus(
+    directory: Path, jobs: Sequence[dict[str, Any]], *, retention: str = "1h", flags: Sequence[str] = ()
+) -> Iterator[Prometheus]:
+    """Prometheus on 127.0.0.1 with `jobs`, its data in `directory`; stopped by PID at exit.
+
+    Backfilled history older than `retention` is deleted at start: raise it for long histories.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "prometheus.yml"
     config.write_text(config_text(jobs))
@@ -108,9 +125,10 @@ def running_prometheus(directory: Path, jobs: Sequence[dict[str, Any]]) -> Itera
         f"--config.file={config}",
         f"--storage.tsdb.path={directory / 'data'}",
         f"--web.listen-address={LOOPBACK}:{port}",
-        "--storage.tsdb.retention.time=1h",
+        f"--storage.tsdb.retention.time={retention}",
         "--rules.alert.resend-delay=1s",
         "--log.level=warn",
+        *flags,
     ]
     with running("prometheus", args, directory) as child:
         url = f"http://{LOOPBACK}:{port}"
