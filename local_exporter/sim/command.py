@@ -11,10 +11,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from local_exporter.sim import scenario as scenarios
+from local_exporter.sim import scenario_file as scenarios
 from local_exporter.sim.history import write_history
 from local_exporter.sim.live import TRANSPORTS, LiveFleet, LiveOptions
-from local_exporter.sim.scenario import FAULT_KINDS, Scenario, ScenarioError
+from local_exporter.sim.scenario import FAULT_KINDS, Scenario, parse_duration
+from local_exporter.sim.scenario_file import ScenarioError
 
 DESCRIPTION = "Simulate a fleet of Fedora CoreOS hosts running Zincati, each behind its own bridge."
 EPILOG = f"""\
@@ -106,7 +107,7 @@ def _scenario(args: argparse.Namespace) -> Scenario | None:
 
 def _backfill(scenario: Scenario, args: argparse.Namespace) -> int:
     try:
-        interval = scenarios.parse_duration(args.interval)
+        interval = parse_duration(args.interval)
     except ValueError as exc:
         return _fail(f"--interval: {exc}")
     if interval <= 0:

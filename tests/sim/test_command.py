@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from local_exporter.sim import scenario
+from local_exporter.sim import scenario, scenario_file
 from local_exporter.sim.command import EPILOG
 from tests.support.processes import http_get, local_exporter_args, poll, python_env, running, wait_http
 
@@ -51,10 +51,10 @@ def test_help_explains_scenarios_faults_and_both_modes() -> None:
 def test_list_and_print_presets() -> None:
     listed = simulate("--list-presets")
     assert listed.returncode == 0
-    assert [line.split()[0] for line in listed.stdout.splitlines()] == list(scenario.PRESETS)
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == list(scenario_file.PRESETS)
     printed = simulate("--print-preset", "stalled")
     assert printed.returncode == 0
-    assert scenario.parse(printed.stdout) == scenario.preset("stalled")
+    assert scenario_file.parse(printed.stdout) == scenario_file.preset("stalled")
 
 
 @pytest.mark.parametrize(
@@ -114,7 +114,7 @@ def test_live_run_serves_every_host_and_stops_cleanly(short_dir: Path, tmp_path:
     with running("simulate", args, tmp_path, python_env()) as child:
         poll("the start-up summary", lambda: "bridges   http://" in child.stdout() or None, 20, watch=[child])
         entries = json.loads((short_dir / "prometheus" / "bridges.json").read_text())
-        assert len(entries) == scenario.preset("stalled").fleet.hosts
+        assert len(entries) == scenario_file.preset("stalled").fleet.hosts
         for entry in entries[:3]:
             base = f"http://{entry['targets'][0]}"
             wait_http(f"{base}/-/ready", 10, watch=[child])

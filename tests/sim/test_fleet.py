@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from local_exporter.sim.fleet import Fleet, Host
 from local_exporter.sim.scenario import FaultSpec, FleetSpec, ReleaseSpec, Scenario
+from local_exporter.sim.scenario_file import PRESETS, preset
 from local_exporter.sim.zincati import MAX_DEPLOY_ATTEMPTS, MAX_FINALIZE_POSTPONEMENTS, State
 
 START = 1_800_000_000.0
@@ -209,3 +212,57 @@ def test_the_same_scenario_gives_the_same_fleet_and_another_seed_another() -> No
     assert run(base) == run(base)
     reseeded = dataclasses.replace(base, fleet=dataclasses.replace(base.fleet, seed=2))
     assert run(reseeded) != run(base)
+
+
+# --- every host's output against the golden Zincati exposition ---------------------------------
+
+Shape = dict[str, tuple[str, str, frozenset[str]]]
+
+
+def shape(text: str) -> Shape:
+    """Family -> (type, help, label names), as prometheus-client's parser reads an exposition."""
+    return {
+        family.name: (
+            family.type,
+            family.documentation,
+            frozenset(name for sample in family.samples for name in sample.labels),
+        )
+        for family in text_string_to_metric_families(text)
+    }
+
+
+def test_every_host_of_every_preset_has_the_golden_zincati_shape(zincati_payload: bytes) -> None:
+    golden = shape(zincati_payload.decode())
+    # Families the golden host never moved; Zincati creates them lazily, with these shapes.
+    lazy = {
+        "zincati_cincinnati_update_checks_errors": ("counter", frozenset({"kind"})),
+        "zincati_rpm_ostree_deploy_failures": ("counter", frozenset()),
+        "zincati_rpm_ostree_finalize_attempts": ("counter", frozenset()),
+        "zincati_rpm_ostree_finalize_failures": ("counter", frozenset()),
+        "zincati_update_agent_finalization_successes": ("counter", frozenset()),
+        "zincati_update_agent_postponed_finalizations": ("counter", frozenset()),
+        "zincati_update_agent_finalization_blocked_count": ("counter", frozenset({"reason"})),
+        "zincati_update_agent_finalization_detected_active_users": ("gauge", frozenset()),
+        "zincati_strategy_fleet_lock_errors": ("counter", frozenset({"api", "kind"})),
+        "zincati_identity_rollout_wariness": ("gauge", frozenset()),
+    }
+    seen: set[str] = set()
+    for name in PRESETS:
+        fleet = make(preset(name))
+        for t in (0.0, 1800.0, 3 * HOUR):
+            fleet.advance(t)
+            for host in fleet.hosts:
+                body = fleet.render(host.index)
+                if body is None:
+                    continue
+                for family, (kind, help_text, labels) in shape(body.decode()).items():
+                    seen.add(family)
+                    if family in golden:
+                        assert (kind, help_text, labels) == golden[family], (name, host.name, family)
+                    else:
+                        assert (kind, labels) == lazy[family], (name, host.name, family)
+    # The presets move every family of the golden exposition and every lazy one but two: no
+    # preset configures a wariness, and a successful finalization is followed at once by the
+    # reboot that resets it (a scrape in between is the rare case it is on real hosts too).
+    assert set(golden) <= seen
+    assert set(lazy) - seen == {"zincati_identity_rollout_wariness", "zincati_update_agent_finalization_successes"}

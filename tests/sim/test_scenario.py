@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from local_exporter.sim import scenario
-from local_exporter.sim.scenario import FAULT_KINDS, FaultSpec, FleetSpec, ReleaseSpec, Scenario, ScenarioError
+from local_exporter.sim import scenario, scenario_file
+from local_exporter.sim.scenario import FAULT_KINDS, FaultSpec, FleetSpec, ReleaseSpec, Scenario
+from local_exporter.sim.scenario_file import ScenarioError
 
 
 def toml(text: str) -> str:
@@ -24,7 +25,7 @@ def toml(text: str) -> str:
 
 def problems_of(text: str) -> list[str]:
     with pytest.raises(ScenarioError) as info:
-        scenario.parse(toml(text), "s.toml")
+        scenario_file.parse(toml(text), "s.toml")
     return info.value.problems
 
 
@@ -446,12 +447,12 @@ def test_bad_scenario_reports_exactly(text: str, expected: list[str]) -> None:
 
 def test_error_message_is_all_problems() -> None:
     with pytest.raises(ScenarioError) as info:
-        scenario.parse('name = "x"\n', "s.toml")
+        scenario_file.parse('name = "x"\n', "s.toml")
     assert str(info.value) == "s.toml: duration: is required\ns.toml: fleet: is required"
 
 
 def test_full_scenario() -> None:
-    parsed = scenario.parse(
+    parsed = scenario_file.parse(
         toml(
             """
             name = "full"
@@ -531,7 +532,7 @@ def test_full_scenario() -> None:
 
 
 def test_defaults() -> None:
-    parsed = scenario.parse('name = "x"\nduration = 60\n[fleet]\nhosts = 3\nversion = "40.1"\n')
+    parsed = scenario_file.parse('name = "x"\nduration = 60\n[fleet]\nhosts = 3\nversion = "40.1"\n')
     assert parsed == Scenario("x", "", 60.0, FleetSpec(hosts=3, version="40.1"), reboot=60.0, start=None)
     assert parsed.fleet.groups == (("default", 1),)
 
@@ -567,7 +568,7 @@ def test_show(seconds: float, text: str) -> None:
 
 
 def test_number_durations() -> None:
-    parsed = scenario.parse('name = "x"\nduration = 5400\nreboot = 0.5\n[fleet]\nhosts = 1\nversion = "a"\n')
+    parsed = scenario_file.parse('name = "x"\nduration = 5400\nreboot = 0.5\n[fleet]\nhosts = 1\nversion = "a"\n')
     assert (parsed.duration, parsed.reboot) == (scenario.parse_duration("1h30m"), 0.5)
 
 
@@ -587,19 +588,19 @@ def test_share_rounds_to_at_least_one_host() -> None:
     text = 'name = "x"\nduration = 60\n[fleet]\nhosts = 40\nversion = "a"\nseed = 3\n'
     text += '[[faults]]\nkind = "stale"\nshare = 0.001\n[[faults]]\nkind = "stale"\nshare = 0.25\n'
     text += '[[faults]]\nkind = "stale"\nshare = 1\n'
-    tiny, quarter, every = scenario.parse(text).faults
+    tiny, quarter, every = scenario_file.parse(text).faults
     assert tiny.hosts == scenario.pick_hosts(3, 0, 1, 40)
     assert quarter.hosts == scenario.pick_hosts(3, 1, 10, 40)
     assert every.hosts == tuple(range(40))
     # The same file selects the same hosts every time.
-    assert scenario.parse(text).faults == (tiny, quarter, every)
+    assert scenario_file.parse(text).faults == (tiny, quarter, every)
 
 
 def test_names_use_the_fleets_host_names() -> None:
     text = 'name = "x"\nduration = 60\n[fleet]\nhosts = 12345\nversion = "a"\nhost_prefix = "n"\n'
     text += '[[faults]]\nkind = "stale"\nnames = ["n-12344", "n-00000", "n-00042"]\n'
-    fleet = scenario.parse(text).fleet
-    assert scenario.parse(text).faults[0].hosts == (0, 42, 12344)
+    fleet = scenario_file.parse(text).fleet
+    assert scenario_file.parse(text).faults[0].hosts == (0, 42, 12344)
     assert [fleet.host_name(i) for i in (0, 42, 12344)] == ["n-00000", "n-00042", "n-12344"]
 
 
@@ -634,13 +635,13 @@ PRESET_FACTS = {
 
 def test_preset_names_match_the_shipped_files() -> None:
     shipped = {entry.name for entry in (resources.files("local_exporter.sim") / "presets").iterdir()}
-    assert shipped == {f"{name}.toml" for name in scenario.PRESETS}
-    assert set(PRESET_FACTS) == set(scenario.PRESETS)
+    assert shipped == {f"{name}.toml" for name in scenario_file.PRESETS}
+    assert set(PRESET_FACTS) == set(scenario_file.PRESETS)
 
 
-@pytest.mark.parametrize("name", scenario.PRESETS)
+@pytest.mark.parametrize("name", scenario_file.PRESETS)
 def test_preset_parses_with_its_facts(name: str) -> None:
-    parsed = scenario.preset(name)
+    parsed = scenario_file.preset(name)
     hosts, strategy, groups, kinds = PRESET_FACTS[name]
     assert parsed.name == name
     assert (parsed.fleet.hosts, parsed.fleet.strategy, parsed.fleet.groups) == (hosts, strategy, groups)
@@ -649,12 +650,12 @@ def test_preset_parses_with_its_facts(name: str) -> None:
     assert [release.version for release in parsed.releases] == ["40.20240519.3.0"]
     assert all(0 <= host < hosts for fault in parsed.faults for host in fault.hosts)
     # The text users copy is the text the preset is: it parses to the same scenario.
-    assert scenario.parse(scenario.preset_text(name)) == parsed
-    assert scenario.preset_text(name).startswith("#")
+    assert scenario_file.parse(scenario_file.preset_text(name)) == parsed
+    assert scenario_file.preset_text(name).startswith("#")
 
 
 def test_faults_preset_covers_every_kind_but_keeps_slot_on_separate_hosts() -> None:
-    faults = scenario.preset("faults").faults
+    faults = scenario_file.preset("faults").faults
     assert {fault.kind for fault in faults} == set(FAULT_KINDS) - {"keeps_slot"}
     assert {fault.error for fault in faults if fault.kind == "check_errors"} == set(scenario.CHECK_ERROR_KINDS)
     assert next(fault for fault in faults if fault.kind == "finalize_blocked").users == 2
@@ -666,27 +667,27 @@ def test_faults_preset_covers_every_kind_but_keeps_slot_on_separate_hosts() -> N
 
 
 def test_stalled_preset_keeps_the_only_slot() -> None:
-    parsed = scenario.preset("stalled")
+    parsed = scenario_file.preset("stalled")
     (fault,) = parsed.faults
     assert fault.kind == "keeps_slot" and len(fault.hosts) == 1 and fault.start == 0 and fault.end is None
 
 
 def test_unknown_preset() -> None:
     with pytest.raises(ScenarioError, match="unknown preset 'nope': choose one of rollout, fleet-lock"):
-        scenario.preset("nope")
+        scenario_file.preset("nope")
 
 
 def test_load_reads_a_file(tmp_path: Path) -> None:
     path = tmp_path / "mine.toml"
-    path.write_text(scenario.preset_text("demo"), encoding="utf-8")
-    assert scenario.load(path) == scenario.preset("demo")
+    path.write_text(scenario_file.preset_text("demo"), encoding="utf-8")
+    assert scenario_file.load(path) == scenario_file.preset("demo")
 
 
 def test_load_names_the_file_in_problems(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text('name = "x"\nduration = "1h"\n[fleet]\nhosts = 0\nversion = "a"\n', encoding="utf-8")
     with pytest.raises(ScenarioError) as info:
-        scenario.load(path)
+        scenario_file.load(path)
     assert info.value.problems == [f"{path}:4: fleet.hosts: must be between 1 and 1000000, got 0"]
 
 
@@ -706,7 +707,7 @@ def test_load_unusable_file_is_one_clear_line(tmp_path: Path, make: bytes | str 
     elif isinstance(make, str):
         path.write_text(make, encoding="utf-8")
     with pytest.raises(ScenarioError) as info:
-        scenario.load(path)
+        scenario_file.load(path)
     (line,) = info.value.problems
     assert line.startswith(str(path)) and message in line
 
@@ -714,5 +715,5 @@ def test_load_unusable_file_is_one_clear_line(tmp_path: Path, make: bytes | str 
 def test_crlf_and_byte_order_mark() -> None:
     text = '\ufeffname = "x"\r\nduration = "1h"\r\n[fleet]\r\nhosts = 2\r\nversion = "a"\r\nbogus = 1\r\n'
     with pytest.raises(ScenarioError) as info:
-        scenario.parse(text, "s.toml")
+        scenario_file.parse(text, "s.toml")
     assert info.value.problems == ["s.toml:6: fleet.bogus: unknown key"]
