@@ -181,6 +181,8 @@ class HistoryWriter:
         self._closed = False
         #: target -> its last scrape (ms), while `_ordered`; once not, `close` sorts and checks every series.
         self._last_ms: dict[str, int] = {}
+        #: target labels as given -> what `_target` makes of them (a fleet's targets recur every scrape).
+        self._targets: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], tuple[str, ...], str, int]] = {}
         self._ordered = True
 
     # --- input ---------------------------------------------------------------------------------
@@ -189,12 +191,11 @@ class HistoryWriter:
         """One scrape of one target at `timestamp` (unix seconds); the number of samples taken."""
         if self._closed:
             raise RuntimeError("the writer is closed")
-        target = {name: value for name, value in target_labels.items() if value != ""}
-        for name in target:
-            if not _LABEL_NAME.match(name) or name.startswith("__"):
-                raise ValueError(f"invalid target label name {name!r}")
-        target_names = tuple(target)
-        target_text = ",".join(f'{name}="{_escape_label(value)}"' for name, value in target.items())
+        key = tuple(target_labels.items())
+        known = self._targets.get(key)
+        if known is None:
+            known = self._targets[key] = self._target(target_labels)
+        target, target_names, target_text, bucket = known
         ms = round(timestamp * 1000)
         default_ts = " " + _format_timestamp(ms) + "\n"
         if self._ordered:
@@ -204,7 +205,7 @@ class HistoryWriter:
                 self._last_ms.clear()
             else:
                 self._last_ms[target_text] = ms
-        bucket_buffers = self._buffers.setdefault(zlib.crc32(target_text.encode()) % self.buckets, {})
+        bucket_buffers = self._buffers.setdefault(bucket, {})
         text = exposition.decode() if isinstance(exposition, bytes) else exposition
         # Parsed series are cached per target label names and per `# TYPE` line in force.
         sections = self._sections.setdefault(target_names, {})
@@ -251,6 +252,15 @@ class HistoryWriter:
         if self._buffered >= self.buffer_chars:
             self._flush()
         return added
+
+    def _target(self, target_labels: Mapping[str, str]) -> tuple[dict[str, str], tuple[str, ...], str, int]:
+        """A target's labels (empty values dropped), their names, their text and its spill bucket."""
+        target = {name: value for name, value in target_labels.items() if value != ""}
+        for name in target:
+            if not _LABEL_NAME.match(name) or name.startswith("__"):
+                raise ValueError(f"invalid target label name {name!r}")
+        text = ",".join(f'{name}="{_escape_label(value)}"' for name, value in target.items())
+        return target, tuple(target), text, zlib.crc32(text.encode()) % self.buckets
 
     def _prepare(self, series: str, type_line: str, target: Mapping[str, str], text: str) -> tuple[int, str, str]:
         name, scraped = _parse_series(series)

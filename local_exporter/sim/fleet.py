@@ -72,6 +72,7 @@ class Fleet:
         self._sequence = 0
         self._random = random.Random(f"{spec.seed}:jitter")
         wariness = random.Random(f"{spec.seed}:wariness")
+        self._healthy: dict[str | None, Environment] = {}
         self._releases: dict[str, list[ReleaseSpec]] = {}
         for release in sorted(scenario.releases, key=lambda r: r.at):
             self._releases.setdefault(release.stream, []).append(release)
@@ -196,10 +197,6 @@ class Fleet:
 
     def _environment(self, host: Host, t: float) -> Environment:
         agent = host.agent
-        check = host.active("check_errors", t)
-        blocked = host.active("finalize_blocked", t)
-        deadend = host.active("deadend", t)
-        booted = agent.identity.os_version
         steady_state_error = pre_reboot_error = None
         if agent.config.strategy == "fleet_lock":
             # Only the call the agent makes on this tick touches the semaphore.
@@ -209,10 +206,21 @@ class Fleet:
             elif agent.state is State.UPDATE_STAGED:
                 self.semaphores.pre_reboot_requests += 1
                 pre_reboot_error = self._lock(self.semaphores.pre_reboot, host)
+        offer = self.offer(host, t)
+        if not host.faults and steady_state_error is None and pre_reboot_error is None:
+            # Most hosts, most ticks: a healthy world that differs only by the offer.
+            healthy = self._healthy.get(offer)
+            if healthy is None:
+                healthy = self._healthy[offer] = Environment(offer=offer)
+            return healthy
+        check = host.active("check_errors", t)
+        blocked = host.active("finalize_blocked", t)
+        deadend = host.active("deadend", t)
         return Environment(
-            offer=self.offer(host, t),
+            offer=offer,
             check_error=check.error if check else None,
-            booted_deadend=deadend is not None and booted == (deadend.version or self.scenario.fleet.version),
+            booted_deadend=deadend is not None
+            and agent.identity.os_version == (deadend.version or self.scenario.fleet.version),
             deploy_ok=host.active("deploy_failures", t) is None,
             # A host that keeps its slot: finalization fails after the lock was taken, so the
             # slot is never given back and, once every slot is held, the rollout stalls.

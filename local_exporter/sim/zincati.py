@@ -223,6 +223,9 @@ class _Process:
     status_cache_fresh: bool = False
     abandoned: set[str] = field(default_factory=set)
     metrics: dict[str, dict[Labels, float]] = field(default_factory=dict)
+    #: Render caches: family names in exposition order, and each family's text.
+    order: list[str] | None = None
+    family_text: dict[str, str] = field(default_factory=dict)
 
 
 class ZincatiAgent:
@@ -448,13 +451,25 @@ class ZincatiAgent:
     def _set(self, name: str, value: float, labels: Labels = ()) -> None:
         # Zincati keeps timestamps and counts as integers; only wariness is a float.
         stored = value if name == "zincati_identity_rollout_wariness" else int(value)
-        self._proc.metrics.setdefault(name, {})[labels] = stored
-        self._rendered = None
+        current = self._proc.metrics.get(name)
+        if current is not None and labels in current and current[labels] == stored:
+            return  # unchanged (graph size, dead-end, ...): keep the cached text
+        self._children(name)[labels] = stored
 
     def _inc(self, name: str, labels: Labels = ()) -> None:
-        children = self._proc.metrics.setdefault(name, {})
+        children = self._children(name)
         children[labels] = children.get(labels, 0) + 1
+
+    def _children(self, name: str) -> dict[Labels, float]:
+        """The family's series, about to change: its cached text and the whole render are dropped."""
+        process = self._proc
         self._rendered = None
+        process.family_text.pop(name, None)
+        children = process.metrics.get(name)
+        if children is None:
+            children = process.metrics[name] = {}
+            process.order = None
+        return children
 
     def value(self, name: str, **labels: str) -> float | None:
         """One series' current value, None while it does not exist (families appear lazily)."""
@@ -471,17 +486,29 @@ class ZincatiAgent:
         return self._rendered
 
     def _render(self) -> bytes:
-        assert self._process is not None
-        lines: list[str] = []
-        for name in sorted(self._process.metrics):
-            children = self._process.metrics[name]
-            if not children:
-                continue
-            family = FAMILIES[name]
-            lines.append(f"# HELP {name} {family.help}")
-            lines.append(f"# TYPE {name} {family.type}")
-            for labels in sorted(children, key=lambda key: tuple(value for _, value in key)):
-                rendered = ",".join(f'{key}="{_escape(value)}"' for key, value in labels)
-                series = f"{name}{{{rendered}}}" if labels else name
-                lines.append(f"{series} {format_value(children[labels])}")
-        return ("\n".join(lines) + "\n").encode()
+        # A tick changes a few families: the others' text is reused (a fleet's backfill renders
+        # every host at every scrape, so this is most of its cost).
+        process = self._proc
+        if process.order is None:
+            process.order = sorted(process.metrics)
+        texts = process.family_text
+        parts = []
+        for name in process.order:
+            text = texts.get(name)
+            if text is None:
+                text = texts[name] = _family_text(name, process.metrics[name])
+            parts.append(text)
+        return "".join(parts).encode()
+
+
+def _family_text(name: str, children: dict[Labels, float]) -> str:
+    """One family's lines, each ending in a newline; empty for a family without series."""
+    if not children:
+        return ""
+    family = FAMILIES[name]
+    lines = [f"# HELP {name} {family.help}", f"# TYPE {name} {family.type}"]
+    for labels in sorted(children, key=lambda key: tuple(value for _, value in key)):
+        rendered = ",".join(f'{key}="{_escape(value)}"' for key, value in labels)
+        series = f"{name}{{{rendered}}}" if labels else name
+        lines.append(f"{series} {format_value(children[labels])}")
+    return "\n".join(lines) + "\n"
