@@ -32,7 +32,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -46,13 +45,12 @@ from pathlib import Path
 from typing import Any
 
 from baseline import SCRAPE_TIMEOUT_HEADER, exposition, relay_app
+from procs import ROOT, child_env, cpu_seconds, http_ok, rss_mb, stop
 
-ROOT = Path(__file__).resolve().parent.parent
 SIZES = {"2k": 2 * 1024, "50k": 50 * 1024}
 KINDS = ("file", "uds")
 CASES = tuple(f"{kind}-{size}" for kind in KINDS for size in SIZES)
 SERVERS = ("relay", "bridge")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # --- the featureless relay (subcommand `relay`)
@@ -182,19 +180,6 @@ class Load:
         return result
 
 
-def cpu_seconds(pid: int) -> float:
-    # Fields after the command name: state is 3, utime 14, stime 15 (1-based, man 5 proc).
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 # --- processes
 
 
@@ -203,12 +188,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    return env
 
 
 def start(args: list[str], log: Path, cpus: set[int] | None) -> subprocess.Popen[bytes]:
@@ -221,16 +200,6 @@ def start(args: list[str], log: Path, cpus: set[int] | None) -> subprocess.Popen
     return process
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 def wait_until(what: str, ready: Callable[[], bool], process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 20
     while not ready():
@@ -239,14 +208,6 @@ def wait_until(what: str, ready: Callable[[], bool], process: subprocess.Popen[b
         if time.monotonic() > deadline:
             sys.exit(f"{what} not ready within 20 s:\n{log.read_text()}")
         time.sleep(0.05)
-
-
-def http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 def unix_ok(path: Path) -> bool:

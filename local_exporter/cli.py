@@ -7,7 +7,6 @@ the subcommand), `-v` repeatable, default config `/etc/local_exporter/config.tom
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from aiohttp import web
 
 from local_exporter import __version__, logs
 from local_exporter.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load
+from local_exporter.loop import new_loop
 from local_exporter.sim import command as simulate_command
 
 log = logging.getLogger("local_exporter")
@@ -140,18 +140,10 @@ def run(app: web.Application, config: Config) -> int:
             shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
             # aiohttp's access logger costs per request even when its level drops the line.
             access_log=access if access.isEnabledFor(logging.INFO) else None,
-            loop=_new_loop(),
+            loop=new_loop(),
         )
     except OSError as exc:
         print(f"local-exporter: cannot listen on {address}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     log.info("stopped")
     return 0
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()

@@ -11,9 +11,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from local_exporter.loop import new_loop
 from local_exporter.sim import scenario_file as scenarios
 from local_exporter.sim.history import write_history
-from local_exporter.sim.live import TRANSPORTS, LiveFleet, LiveOptions
+from local_exporter.sim.live import TRANSPORTS, LiveFleet, LiveOptions, ensure_descriptors
 from local_exporter.sim.scenario import FAULT_KINDS, Scenario, parse_duration
 from local_exporter.sim.scenario_file import ScenarioError
 
@@ -143,7 +144,11 @@ def _live(scenario: Scenario, args: argparse.Namespace) -> int:
             live = LiveFleet(scenario, options)
         except ValueError as exc:
             return _fail(str(exc))
-        return asyncio.run(_serve(live, args.exit_at_end))
+        problem = ensure_descriptors(scenario.fleet.hosts)
+        if problem:
+            return _fail(problem)
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            return runner.run(_serve(live, args.exit_at_end))
 
 
 async def _serve(live: LiveFleet, exit_at_end: bool) -> int:

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import socket
 import time
 from collections.abc import Callable
@@ -42,6 +43,8 @@ from local_exporter.sim.scenario import Scenario
 Transport = Literal["uds", "file", "dbus"]
 TRANSPORTS: tuple[Transport, ...] = ("uds", "file", "dbus")
 SELECTOR = "zincati"
+DESCRIPTORS_PER_HOST = 3
+DESCRIPTORS_SPARE = 256
 ZINCATI_JOB = "zincati"
 BRIDGE_JOB = "local_exporter"
 AIRLOCK_JOB = "airlock"
@@ -273,6 +276,25 @@ class LiveFleet:
         partial.write_text(json.dumps(targets, indent=1) + "\n")
         os.replace(partial, bridges)
         (directory / "prometheus.yml").write_text(prometheus_config(self, bridges))
+
+
+def ensure_descriptors(hosts: int) -> str | None:
+    """Raise this process' open-file limit to what `hosts` live hosts need, or say why it cannot.
+
+    Each host holds about three descriptors once scraped (its socket listener, its bridge's
+    listener, Prometheus' keep-alive connection); past the limit every scrape fails at once
+    (measured at 7,000 hosts under a 20,000 limit: docs/benchmarks.md).
+    """
+    needed = hosts * DESCRIPTORS_PER_HOST + DESCRIPTORS_SPARE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            return (
+                f"{hosts} hosts need about {needed} open files and the hard limit is {hard}: "
+                f"raise it (ulimit -Hn) or simulate at most {(hard - DESCRIPTORS_SPARE) // DESCRIPTORS_PER_HOST} hosts"
+            )
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    return None
 
 
 def _listen(address: str, port: int) -> socket.socket:

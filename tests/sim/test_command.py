@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import signal
 import subprocess
 from pathlib import Path
@@ -125,3 +126,26 @@ def test_live_run_serves_every_host_and_stops_cleanly(short_dir: Path, tmp_path:
         assert child.wait(15) == 0, child.describe()
     assert "Traceback" not in child.stderr()
     assert not list(short_dir.glob("hosts/*/zincati.sock"))
+
+
+def test_too_many_hosts_for_the_open_file_limit_is_one_clear_line(tmp_path: Path) -> None:
+    path = tmp_path / "big.toml"
+    path.write_text(FAULTS_SCENARIO.replace("hosts = 3", "hosts = 200"))
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))
+
+    result = subprocess.run(
+        local_exporter_args("simulate", "--scenario", str(path), "--dir", str(tmp_path / "sim")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=python_env(),
+        preexec_fn=low_limit,
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "local-exporter simulate: 200 hosts need about 856 open files and the hard limit is 512: "
+        "raise it (ulimit -Hn) or simulate at most 85 hosts\n"
+    )
+    assert not (tmp_path / "sim").exists()
