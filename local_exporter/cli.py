@@ -1,4 +1,4 @@
-"""The `local-exporter` command: serve, check-config, example, simulate.
+"""The `local-exporter` command: serve, check-config, example, simulate, bundle.
 
 A drop-in for the original's command line: `serve -c FILE` (or `--config FILE`, also before
 the subcommand), `-v` repeatable, default config `/etc/local_exporter/config.toml`.
@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     example.add_argument("--address", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     example.add_argument("--port", type=int, default=9598, help="listen port (default 9598)")
     simulate_command.add_parser(commands)
+    bundle = commands.add_parser(
+        "bundle", help="write the monitoring bundle (rules, Alertmanager config) from its config object"
+    )
+    bundle.add_argument("--out", type=Path, default=Path("."), help="repository root to write into (default .)")
+    bundle.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated file differs")
     return parser
 
 
@@ -74,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return example(args.address, args.port)
     if args.command == "simulate":
         return simulate_command.run(args)
+    if args.command == "bundle":
+        return bundle(args.out, args.check)
     parser.print_help(sys.stderr)
     return 2
 
@@ -86,6 +93,25 @@ def _load(path: Path, verdict: str) -> Config | None:
             print(problem, file=sys.stderr)
         print(f"{path}: {len(exc.problems)} problem(s); {verdict}", file=sys.stderr)
         return None
+
+
+def bundle(root: Path, check: bool) -> int:
+    from local_exporter.bundle.config import BundleConfig
+    from local_exporter.bundle.generate import differences, write
+
+    config = BundleConfig()
+    if check:
+        stale = differences(root, config)
+        for relative in stale:
+            print(f"{root / relative}: differs from what local_exporter/bundle generates", file=sys.stderr)
+        if stale:
+            print("run `local-exporter bundle` and commit the result", file=sys.stderr)
+            return 1
+        print(f"{root}: the bundle is up to date")
+        return 0
+    for relative in write(root, config):
+        print(f"wrote {root / relative}")
+    return 0
 
 
 def check_config(path: Path) -> int:

@@ -1,0 +1,86 @@
+"""The one object the whole monitoring bundle is generated from.
+
+Users change the bundle by changing this object (or passing another to the generator), never
+the generated files. Every field says what it controls; selectors are PromQL label matchers
+without braces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Receivers:
+    """Where Alertmanager sends each kind of notification (webhooks by default)."""
+
+    #: Critical alerts: wake someone up.
+    pager_url: str = "http://127.0.0.1:9099/pager"
+    #: Warnings: open a ticket.
+    ticket_url: str = "http://127.0.0.1:9099/ticket"
+    #: The heartbeat: a dead man's switch that alerts when it stops arriving.
+    heartbeat_url: str = "http://127.0.0.1:9099/heartbeat"
+
+
+@dataclass(frozen=True)
+class BundleConfig:
+    # --- where the data comes from ------------------------------------------------------------
+    #: The update agents, scraped through the bridge (`/bridge?selector=zincati`).
+    agent_selector: str = 'job="zincati"'
+    #: The bridges' own `/metrics`.
+    bridge_selector: str = 'job="local_exporter"'
+    #: The FleetLock server (airlock), if any.
+    airlock_selector: str = 'job="airlock"'
+    #: The label every Prometheus sets in `external_labels` to name its cluster.
+    cluster_label: str = "cluster"
+    #: Show the cluster variable and per-cluster breakdowns (several Prometheus behind one view).
+    show_multi_cluster: bool = False
+
+    # --- how the signals are computed -----------------------------------------------------------
+    #: How far back counter movement decides a host's update phase (a few refresh periods).
+    phase_window: str = "15m"
+    #: An enabled agent refreshes every ~330 s at most: older than this, it is stale.
+    stale_after_seconds: int = 900
+    #: A disabled agent refreshes every ~3 h: older than this, it is stale.
+    disabled_stale_after_seconds: int = 4 * 3600
+
+    # --- alerts --------------------------------------------------------------------------------
+    #: The CamelCase prefix every alert name starts with.
+    alert_prefix: str = "OSUpdate"
+    #: `%s` becomes the lowercased alert name: the runbook section for it.
+    runbook_url_pattern: str = "https://github.com/local-exporter/local_exporter/blob/main/docs/runbooks.md#%s"
+    #: A host staged but not rebooted for this long.
+    staged_for: str = "2h"
+    #: Reboot-lock contention (failed_lock) lasting this long.
+    lock_contended_for: str = "1h"
+    #: Hosts behind the newest version with no host moving for this long: the rollout stalled.
+    stalled_for: str = "2h"
+    #: More than this share of a stream's hosts mid-update at once breaks the rolling budget.
+    max_updating_ratio: float = 0.25
+    #: Versions skewed within a stream for this long.
+    skew_for: str = "3d"
+    #: Update checks failing on a host for this long.
+    checks_failing_for: str = "1h"
+    #: A bridge selector failing for this long.
+    selector_failing_for: str = "15m"
+    #: An agent down or stale for this long.
+    agent_down_for: str = "15m"
+
+    # --- notifications --------------------------------------------------------------------------
+    receivers: Receivers = field(default_factory=Receivers)
+
+    # --- dashboards --------------------------------------------------------------------------------
+    dashboard_uid_prefix: str = "local-exporter"
+    dashboard_tags: tuple[str, ...] = ("local-exporter", "os-updates")
+    dashboard_refresh: str = "1m"
+    dashboard_timezone: str = "utc"
+
+    @property
+    def fleet_labels(self) -> tuple[str, ...]:
+        """Labels every fleet-wide aggregation keeps."""
+        return (self.cluster_label, "job")
+
+    @property
+    def host_labels(self) -> tuple[str, ...]:
+        """Labels that identify one host."""
+        return (self.cluster_label, "job", "instance")

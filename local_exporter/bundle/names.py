@@ -1,0 +1,47 @@
+"""Every metric name the bundle reads, taken from the code that emits it.
+
+The agents' names come from the simulator's table of Zincati's families (which mirrors the
+real agent byte for byte), airlock's from its model, the bridge's from its metrics module:
+a rule or panel cannot name a metric nothing emits.
+"""
+
+from __future__ import annotations
+
+from local_exporter import metrics as bridge
+from local_exporter.sim.zincati import FAMILIES
+
+
+def _zincati(name: str) -> str:
+    if name not in FAMILIES:
+        raise KeyError(f"{name} is not a Zincati metric")
+    return name
+
+
+# Zincati (through the bridge)
+PROCESS_START = _zincati("process_start_time_seconds")
+OS_INFO = _zincati("zincati_identity_os_info")
+UPDATES_ENABLED = _zincati("zincati_update_agent_updates_enabled")
+LAST_REFRESH = _zincati("zincati_update_agent_last_refresh_timestamp")
+FINALIZATION_ATTEMPTS = _zincati("zincati_update_agent_finalization_attempts")
+FINALIZATION_BLOCKED = _zincati("zincati_update_agent_finalization_blocked_count")
+CHECKS = _zincati("zincati_cincinnati_update_checks_total")
+CHECK_ERRORS = _zincati("zincati_cincinnati_update_checks_errors_total")
+DEADEND = _zincati("zincati_cincinnati_booted_release_is_deadend")
+DEPLOY_ATTEMPTS = _zincati("zincati_rpm_ostree_deploy_attempts_total")
+DEPLOY_FAILURES = _zincati("zincati_rpm_ostree_deploy_failures_total")
+FINALIZE_FAILURES = _zincati("zincati_rpm_ostree_finalize_failures_total")
+STATUS_FAILURES = _zincati("zincati_rpm_ostree_status_failures_total")
+REGISTER_FAILURES = _zincati("zincati_rpm_ostree_register_driver_failures_total")
+LOCK_REQUESTS = _zincati("zincati_strategy_fleet_lock_requests_total")
+LOCK_ERRORS = _zincati("zincati_strategy_fleet_lock_errors_total")
+STRATEGY = _zincati("zincati_updates_strategy_mode")
+#: What a busy reboot semaphore looks like to Zincati: airlock's and other servers' kinds.
+LOCK_BUSY_KINDS = ("failed_lock", "lock_held")
+
+# The bridge's own
+BRIDGE_REQUESTS = bridge.REQUESTS_TOTAL
+BRIDGE_DURATION = bridge.REQUEST_DURATION_SECONDS
+BRIDGE_LAST_SUCCESS = bridge.LAST_SUCCESS_TIMESTAMP_SECONDS
+
+# Prometheus' own, per scrape
+UP = "up"

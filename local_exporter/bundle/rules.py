@@ -1,0 +1,219 @@
+"""Recording rules: each host's update phase, and the fleet-level signals built on it.
+
+Zincati exports no state. A host's phase is derived from what moved in the last
+`phase_window`, by priority, first match wins:
+
+    down        the bridge answered, but not with the agent's metrics (`up` 0)
+    stale       no refresh for `stale_after_seconds` (`disabled_stale_after_seconds` when disabled)
+    disabled    auto-updates are off
+    error       an update check, deploy, finalize, status query, driver registration or FleetLock
+                call failed (a busy lock is not an error: it is waiting_lock)
+    waiting_lock  finalization refused because every reboot slot is taken
+    staged      finalization attempted (update staged, waiting to reboot: users, lock, strategy)
+    staging     a deploy attempted (downloading and deploying the update)
+    rebooted    the agent started within the window, on the newest version
+    up_to_date  on the newest version of its stream
+    checking    behind the newest version, idle: checking for updates
+
+Counter-based phases only count families the current agent process exports: after a reboot
+the old process's counters are gone (families appear lazily), so `increase()` over samples from
+before the reboot must not keep the host in `staged`. Hence every such term is `and`-ed with the
+counter as it is now.
+
+The newest version of a stream is the one whose earliest-booted host booted last: hosts still
+on an old version booted long ago, hosts on a new one booted into it. (PromQL cannot order
+version strings.) A host freshly provisioned from an old image makes its version look new for
+as long as it is the only host on it — minutes, as it updates at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from local_exporter.bundle import names
+from local_exporter.bundle.config import BundleConfig
+from local_exporter.sim.scenario import parse_duration
+
+Rule = dict[str, Any]
+Group = dict[str, Any]
+
+#: The window of every recorded rate (their names say `rate5m`).
+RATE_WINDOW = "5m"
+
+# Recording rule names, `level:metric:operations`; the bundle's own metrics carry its name.
+PHASE = "instance:local_exporter_update_phase:info"
+ON_NEWEST = "instance:local_exporter_on_newest_os_version:bool"
+VERSION_FIRST_BOOT = "cluster_stream_os_version:process_start_time_seconds:min"
+NEWEST = "cluster_stream:local_exporter_newest_os_version:info"
+HOSTS_BY_VERSION = "cluster_stream_os_version:zincati_identity_os_info:count"
+HOSTS_BY_STREAM = "cluster_stream:zincati_identity_os_info:count"
+HOSTS_ON_NEWEST = "cluster_stream:local_exporter_on_newest_os_version:sum"
+NEWEST_RATIO = "cluster_stream:local_exporter_on_newest_os_version:ratio"
+HOSTS_BY_PHASE = "cluster_phase:local_exporter_update_phase:count"
+HOSTS_BY_PHASE_VERSION = "cluster_phase_os_version:local_exporter_update_phase:count"
+CHECKS_RATE = "cluster:zincati_cincinnati_update_checks:rate5m"
+CHECK_ERRORS_RATE = "cluster_kind:zincati_cincinnati_update_checks_errors:rate5m"
+DEPLOY_FAILURES_RATE = "cluster:zincati_rpm_ostree_deploy_failures:rate5m"
+FINALIZE_FAILURES_RATE = "cluster:zincati_rpm_ostree_finalize_failures:rate5m"
+LOCK_ERRORS_RATE = "cluster_api_kind:zincati_strategy_fleet_lock_errors:rate5m"
+BRIDGE_REQUESTS_RATE = "cluster_selector_outcome:local_exporter_bridge_requests:rate5m"
+
+PHASES = (
+    "down",
+    "stale",
+    "disabled",
+    "error",
+    "waiting_lock",
+    "staged",
+    "staging",
+    "rebooted",
+    "up_to_date",
+    "checking",
+)
+
+
+def by(labels: tuple[str, ...]) -> str:
+    return f"by ({', '.join(labels)})"
+
+
+def on(labels: tuple[str, ...]) -> str:
+    return f"on ({', '.join(labels)})"
+
+
+def selected(metric: str, selector: str, extra: str = "") -> str:
+    matchers = ", ".join(m for m in (selector, extra) if m)
+    return f"{metric}{{{matchers}}}"
+
+
+def recording_rules(config: BundleConfig) -> list[Group]:
+    # One group for everything the phase depends on, in dependency order: rules of a group are
+    # evaluated one after the other, groups concurrently (a rule reading another group's
+    # output would see it one evaluation late).
+    versions, phases = _version_rules(config), _phase_rules(config)
+    return [
+        {"name": "local-exporter-rollout", "rules": versions[:4] + phases + versions[4:]},
+        _error_group(config),
+    ]
+
+
+def _phase_rules(config: BundleConfig) -> list[Rule]:
+    host = config.host_labels
+    agent = config.agent_selector
+    window = config.phase_window
+
+    def moved(metric: str, extra: str = "") -> str:
+        """Hosts whose current process moved `metric` within the window."""
+        series = selected(metric, agent, extra)
+        return f"max {by(host)} ((increase({series}[{window}]) > 0) and {series})"
+
+    def phase(name: str, condition: str) -> str:
+        # Filters keep the filtered value (`up == 0` is 0): every phase series is 1.
+        return f'label_replace(({condition}) * 0 + 1, "phase", "{name}", "", "")'
+
+    busy = "|".join(names.LOCK_BUSY_KINDS)
+    error = f"\n  or {on(host)} ".join(
+        [
+            moved(names.CHECK_ERRORS),
+            moved(names.DEPLOY_FAILURES),
+            moved(names.FINALIZE_FAILURES),
+            moved(names.STATUS_FAILURES),
+            moved(names.REGISTER_FAILURES),
+            moved(names.LOCK_ERRORS, f'kind!~"{busy}"'),
+        ]
+    )
+    refresh_age = f"(time() - {selected(names.LAST_REFRESH, agent)})"
+    enabled = selected(names.UPDATES_ENABLED, agent)
+    stale = (
+        f"max {by(host)} (\n"
+        f"    ({refresh_age} > {config.stale_after_seconds} and {on(host)} ({enabled} == 1))\n"
+        f"    or {on(host)} ({refresh_age} > {config.disabled_stale_after_seconds})\n"
+        "  )"
+    )
+    os_info = selected(names.OS_INFO, agent)
+    on_newest = (
+        f"max {by((*host, 'stream'))} (\n"
+        f"  ({os_info} * {on((config.cluster_label, 'job', 'stream', 'os_version'))} group_left() {NEWEST})\n"
+        f"  or {on(host)} ({os_info} * 0)\n"
+        ")"
+    )
+    phases = [
+        phase("down", f"max {by(host)} ({selected(names.UP, agent)} == 0)"),
+        phase("stale", stale),
+        phase("disabled", f"max {by(host)} ({enabled} == 0)"),
+        phase("error", f"(\n  {error}\n  )"),
+        phase("waiting_lock", moved(names.LOCK_ERRORS, f'api="pre-reboot", kind=~"{busy}"')),
+        phase("staged", moved(names.FINALIZATION_ATTEMPTS)),
+        phase("staging", moved(names.DEPLOY_ATTEMPTS)),
+        phase(
+            "rebooted",
+            f"max {by(host)} ((time() - {selected(names.PROCESS_START, agent)} < {_seconds(window)})"
+            f" and {on(host)} ({ON_NEWEST} == 1))",
+        ),
+        phase("up_to_date", f"max {by(host)} ({ON_NEWEST} == 1)"),
+        phase("checking", f"max {by(host)} ({ON_NEWEST} == 0)"),
+    ]
+    phase_expr = f"\nor {on(host)}\n".join(phases)
+    return [{"record": ON_NEWEST, "expr": on_newest}, {"record": PHASE, "expr": phase_expr}]
+
+
+def _version_rules(config: BundleConfig) -> list[Rule]:
+    """Hosts per version, the newest version per stream (first four), then the counts that
+    read each host's phase (after it)."""
+    fleet = config.fleet_labels
+    host = config.host_labels
+    agent = config.agent_selector
+    os_info = selected(names.OS_INFO, agent)
+    stream = (*fleet, "stream")
+    version = (*stream, "os_version")
+    first_boot = (
+        f"min {by(version)} (\n"
+        f"  {selected(names.PROCESS_START, agent)}\n"
+        f"  * {on(host)} group_left(stream, os_version) {os_info}\n"
+        ")"
+    )
+    return [
+        {"record": HOSTS_BY_VERSION, "expr": f"count {by(version)} ({os_info})"},
+        {"record": HOSTS_BY_STREAM, "expr": f"count {by(stream)} ({os_info})"},
+        {"record": VERSION_FIRST_BOOT, "expr": first_boot},
+        {"record": NEWEST, "expr": f"topk {by(stream)} (1, {VERSION_FIRST_BOOT}) * 0 + 1"},
+        {"record": HOSTS_ON_NEWEST, "expr": f"sum {by(stream)} ({ON_NEWEST})"},
+        {"record": NEWEST_RATIO, "expr": f"{HOSTS_ON_NEWEST} / {on(stream)} {HOSTS_BY_STREAM}"},
+        {"record": HOSTS_BY_PHASE, "expr": f"count {by((*fleet, 'phase'))} ({PHASE})"},
+        {
+            "record": HOSTS_BY_PHASE_VERSION,
+            "expr": (
+                f"count {by((*fleet, 'phase', 'stream', 'os_version'))} (\n"
+                f"  {PHASE} * {on(host)} group_left(stream, os_version) {os_info}\n"
+                ")"
+            ),
+        },
+    ]
+
+
+def _error_group(config: BundleConfig) -> Group:
+    fleet = config.fleet_labels
+    agent = config.agent_selector
+    rate = RATE_WINDOW
+
+    def rated(metric: str, selector: str, labels: tuple[str, ...]) -> str:
+        return f"sum {by(labels)} (rate({selected(metric, selector)}[{rate}]))"
+
+    return {
+        "name": "local-exporter-errors",
+        "rules": [
+            {"record": CHECKS_RATE, "expr": rated(names.CHECKS, agent, fleet)},
+            {"record": CHECK_ERRORS_RATE, "expr": rated(names.CHECK_ERRORS, agent, (*fleet, "kind"))},
+            {"record": DEPLOY_FAILURES_RATE, "expr": rated(names.DEPLOY_FAILURES, agent, fleet)},
+            {"record": FINALIZE_FAILURES_RATE, "expr": rated(names.FINALIZE_FAILURES, agent, fleet)},
+            {"record": LOCK_ERRORS_RATE, "expr": rated(names.LOCK_ERRORS, agent, (*fleet, "api", "kind"))},
+            {
+                "record": BRIDGE_REQUESTS_RATE,
+                "expr": rated(names.BRIDGE_REQUESTS, config.bridge_selector, (*fleet, "selector", "outcome")),
+            },
+        ],
+    }
+
+
+def _seconds(duration: str) -> int:
+    """A Prometheus duration as seconds, for comparisons with time() differences."""
+    return int(parse_duration(duration))

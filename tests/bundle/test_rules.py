@@ -1,0 +1,111 @@
+"""The generated rules: committed as generated, valid for promtool, passing their unit tests, linted."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from local_exporter.bundle import names, rules
+from local_exporter.bundle.config import BundleConfig
+from local_exporter.bundle.generate import differences, render, write
+from local_exporter.sim.zincati import FAMILIES
+from tests.support.processes import local_exporter_args, python_env
+from tests.support.prometheus import PROMTOOL
+
+ROOT = Path(__file__).resolve().parents[2]
+RULE_FILES = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
+TEST_FILES = sorted((ROOT / "prometheus" / "tests").glob("*_test.yml"))
+
+
+def test_committed_files_are_what_the_generator_writes() -> None:
+    assert differences(ROOT, BundleConfig()) == []
+
+
+def test_bundle_check_fails_on_drift_and_writing_fixes_it(tmp_path: Path) -> None:
+    def check() -> subprocess.CompletedProcess[str]:
+        args = local_exporter_args("bundle", "--out", str(tmp_path), "--check")
+        return subprocess.run(args, capture_output=True, text=True, timeout=60, env=python_env())
+
+    missing = check()
+    assert missing.returncode == 1
+    assert "prometheus/rules/recording.yml: differs from what local_exporter/bundle generates" in missing.stderr
+    assert write(tmp_path, BundleConfig()) == list(render(BundleConfig()))
+    assert check().returncode == 0
+    edited = tmp_path / "prometheus" / "rules" / "recording.yml"
+    edited.write_text(edited.read_text() + "# a hand edit\n")
+    assert check().returncode == 1
+
+
+def test_generation_is_deterministic() -> None:
+    assert render(BundleConfig()) == render(BundleConfig())
+
+
+def test_promtool_accepts_every_rule_file() -> None:
+    assert RULE_FILES
+    result = subprocess.run([PROMTOOL, "check", "rules", *map(str, RULE_FILES)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("test_file", TEST_FILES, ids=lambda path: path.name)
+def test_promtool_unit_tests_pass(test_file: Path) -> None:
+    result = subprocess.run(
+        [PROMTOOL, "test", "rules", test_file.name], capture_output=True, text=True, cwd=test_file.parent, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _recording_rules() -> list[dict[str, str]]:
+    groups = rules.recording_rules(BundleConfig())
+    return [rule for group in groups for rule in group["rules"] if "record" in rule]
+
+
+@pytest.mark.parametrize("rule", _recording_rules(), ids=lambda rule: rule["record"])
+def test_recording_rule_names_and_labels_follow_the_mixin_conventions(rule: dict[str, str]) -> None:
+    level, metric, operation = rule["record"].split(":")
+    assert re.fullmatch(r"[a-z]+(_[a-z]+)*", level) and metric and operation
+    # The metric part names what is aggregated: an emitted family (without `_total`), or, for
+    # the product's own derived signals (phase, newest version), the product's name.
+    emitted = {name.removesuffix("_total") for name in (*FAMILIES, names.BRIDGE_REQUESTS)}
+    assert metric in emitted or metric.startswith("local_exporter_"), rule["record"]
+    # Aggregations keep job and the cluster label.
+    for aggregation in re.findall(r"\b(?:sum|count|min|max|topk) by \(([^)]*)\)", rule["expr"]):
+        kept = {label.strip() for label in aggregation.split(",")}
+        assert {"job", BundleConfig().cluster_label} <= kept, (rule["record"], aggregation)
+
+
+def test_groups_are_small_and_named_briefly() -> None:
+    for group in rules.recording_rules(BundleConfig()):
+        assert len(group["name"]) <= 40 and len(group["rules"]) <= 20
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names an expression reads: identifiers that are not functions, keywords,
+    label names in matchers or grouping clauses, or strings."""
+    expr = re.sub(r'"[^"]*"', '""', expr)
+    expr = re.sub(r"\b(?:by|on|ignoring|without|group_left|group_right)\s*\([^)]*\)", " ", expr)
+    expr = re.sub(r"\{[^}]*\}", "", expr)
+    expr = re.sub(r"\[[^\]]*\]", "", expr)
+    tokens = {
+        match.group()
+        for match in re.finditer(r"[a-zA-Z_:][a-zA-Z0-9_:]*", expr)
+        if not expr[match.end() :].lstrip().startswith("(")
+    }
+    return tokens - {"and", "or", "unless", "bool", "offset"}
+
+
+def test_every_metric_a_rule_reads_is_emitted_or_recorded() -> None:
+    recorded = {rule["record"] for rule in _recording_rules()}
+    emitted = set(FAMILIES) | {names.UP, names.BRIDGE_REQUESTS, names.BRIDGE_DURATION, names.BRIDGE_LAST_SUCCESS}
+    for rule in _recording_rules():
+        read = metric_names(rule["expr"])
+        assert read, rule["record"]
+        assert read <= emitted | recorded, (rule["record"], read - emitted - recorded)
+
+
+def test_the_committed_rule_file_is_the_recording_rules() -> None:
+    committed = yaml.safe_load((ROOT / "prometheus" / "rules" / "recording.yml").read_text())
+    assert committed == {"groups": rules.recording_rules(BundleConfig())}
