@@ -1,0 +1,1 @@
+"""The monitoring bundle: rules, alerts, Alertmanager config and dashboards, generated from one config object."""
