@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from local_exporter.bundle.alerts import alert_groups
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.rules import recording_rules
 
@@ -40,6 +41,7 @@ def render(config: BundleConfig) -> dict[str, str]:
     """Relative path -> content, for every generated file."""
     return {
         "prometheus/rules/recording.yml": dump({"groups": recording_rules(config)}),
+        "prometheus/rules/alerts.yml": dump({"groups": alert_groups(config)}),
     }
 
 

@@ -1,0 +1,219 @@
+"""Alerting rules: page when a rollout goes wrong, not for noise.
+
+Every alert: the bundle's CamelCase prefix, `severity` critical/warning/info, a static `summary`,
+a templated `description`, and a `runbook_url` to its section of docs/runbooks.md. Gauges are
+read through `*_over_time` so that one failed scrape neither fires nor resolves an alert; error
+counters through `increase`/`rate`, which are absent (not zero) while a family has never moved
+and which handle the reset of every counter at a reboot. Per-host alerts carry `instance` so
+that Alertmanager can inhibit them while that host's agent or bridge is down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from local_exporter.bundle import names, rules
+from local_exporter.bundle.config import BundleConfig
+from local_exporter.bundle.rules import by, on, selected
+
+SEVERITIES = ("critical", "warning", "info")
+#: Phases of a host in the middle of an update: what a rolling-update budget counts.
+UPDATING_PHASES = ("staging", "staged", "rebooted")
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    severity: str
+    expr: str
+    summary: str
+    description: str
+    for_: str = "0m"
+
+    def rule(self, config: BundleConfig) -> dict[str, Any]:
+        name = config.alert_prefix + self.name
+        rule: dict[str, Any] = {"alert": name, "expr": self.expr}
+        if self.for_ != "0m":
+            rule["for"] = self.for_
+        rule["labels"] = {"severity": self.severity}
+        rule["annotations"] = {
+            "summary": self.summary,
+            "description": self.description,
+            "runbook_url": config.runbook_url_pattern % name.lower(),
+        }
+        return rule
+
+
+def alert_groups(config: BundleConfig) -> list[dict[str, Any]]:
+    return [
+        {"name": "os-update-bridge", "rules": [a.rule(config) for a in _bridge(config)]},
+        {"name": "os-update-agents", "rules": [a.rule(config) for a in _agents(config)]},
+        {"name": "os-update-rollout", "rules": [a.rule(config) for a in _rollout(config)]},
+        {"name": "os-update-meta", "rules": [a.rule(config) for a in _meta(config)]},
+    ]
+
+
+def _bridge(config: BundleConfig) -> list[Alert]:
+    host = config.host_labels
+    bridge = config.bridge_selector
+    requests = names.BRIDGE_REQUESTS
+    failures = selected(requests, bridge, 'outcome!~"success|cancelled"')
+    failed = f"sum {by((*host, 'selector'))} (rate({failures}[5m]))"
+    total = f"sum {by((*host, 'selector'))} (rate({selected(requests, bridge)}[5m]))"
+    return [
+        Alert(
+            "BridgeDown",
+            "critical",
+            f"max_over_time({selected(names.UP, bridge)}[5m]) == 0",
+            "A host's bridge cannot be scraped.",
+            "The bridge on {{ $labels.instance }} has not answered a scrape for 5 minutes: "
+            "nothing is known of that host's updates.",
+            "5m",
+        ),
+        Alert(
+            "BridgeSelectorFailing",
+            "warning",
+            f"{failed} / {on((*host, 'selector'))} {total} > 0.5",
+            "A bridge selector fails most scrapes.",
+            "Selector {{ $labels.selector }} on {{ $labels.instance }} failed {{ $value | humanizePercentage }} "
+            "of its scrapes for the last 5 minutes.",
+            config.selector_failing_for,
+        ),
+    ]
+
+
+def _agents(config: BundleConfig) -> list[Alert]:
+    host = config.host_labels
+    agent = config.agent_selector
+    phase = rules.PHASE
+    lock_busy = 'api="pre-reboot", kind=~"' + "|".join(names.LOCK_BUSY_KINDS) + '"'
+
+    def increase(metric: str, window: str, extra: str = "") -> str:
+        return f"sum {by(host)} (increase({selected(metric, agent, extra)}[{window}]))"
+
+    def rate(metric: str, window: str) -> str:
+        return f"sum {by(host)} (rate({selected(metric, agent)}[{window}]))"
+
+    return [
+        Alert(
+            "AgentDown",
+            "warning",
+            f"max_over_time({selected(names.UP, agent)}[5m]) == 0",
+            "A host's update agent cannot be read.",
+            "The bridge on {{ $labels.instance }} answers, but not with Zincati's metrics "
+            "(agent stopped, socket gone, or the exposition is broken).",
+            config.agent_down_for,
+        ),
+        Alert(
+            "AgentStale",
+            "warning",
+            f'max_over_time({phase}{{phase="stale"}}[10m]) == 1',
+            "A host's update agent stopped refreshing.",
+            "Zincati on {{ $labels.instance }} has not refreshed for longer than its refresh period allows: "
+            "its update loop is stuck.",
+            config.agent_down_for,
+        ),
+        Alert(
+            "ChecksFailing",
+            "warning",
+            f"{rate(names.CHECK_ERRORS, '30m')} / {on(host)} {rate(names.CHECKS, '30m')} > 0.5",
+            "Update checks are failing on a host.",
+            "{{ $value | humanizePercentage }} of the update checks on {{ $labels.instance }} failed "
+            "in the last 30 minutes: the host cannot see new releases.",
+            config.checks_failing_for,
+        ),
+        Alert(
+            "DeployFailing",
+            "warning",
+            f"{increase(names.DEPLOY_FAILURES, '1h')} >= 3",
+            "Deploying an update fails repeatedly on a host.",
+            "rpm-ostree failed to deploy the update {{ $value }} times in the last hour on {{ $labels.instance }}; "
+            "Zincati abandons a release after 12 failures.",
+        ),
+        Alert(
+            "RebootPending",
+            "warning",
+            f'max {by(host)} (max_over_time({phase}{{phase=~"staged|waiting_lock"}}[10m])) == 1',
+            "A host has an update staged but does not reboot.",
+            "{{ $labels.instance }} has had an update staged for more than "
+            f"{config.staged_for} without rebooting (logged-in users, reboot lock or strategy).",
+            config.staged_for,
+        ),
+        Alert(
+            "RebootLockContended",
+            "warning",
+            f"{increase(names.LOCK_ERRORS, '15m', lock_busy)} > 0",
+            "A host keeps waiting for a reboot slot.",
+            "{{ $labels.instance }} has been refused a reboot slot for "
+            f"{config.lock_contended_for}: every slot of its group is held, possibly by a host that failed its update.",
+            config.lock_contended_for,
+        ),
+        Alert(
+            "BootedDeadEnd",
+            "warning",
+            f"max_over_time({selected(names.DEADEND, agent)}[10m]) == 1",
+            "A host runs a dead-end release.",
+            "{{ $labels.instance }} is booted into a release marked as a dead end: it needs a manual update path.",
+            "15m",
+        ),
+        Alert(
+            "UpdatesDisabled",
+            "info",
+            f"max_over_time({selected(names.UPDATES_ENABLED, agent)}[10m]) == 0",
+            "Automatic updates are disabled on a host.",
+            "Zincati's updates are disabled on {{ $labels.instance }}: it will not follow rollouts.",
+            "1h",
+        ),
+    ]
+
+
+def _rollout(config: BundleConfig) -> list[Alert]:
+    fleet = config.fleet_labels
+    stream = (*fleet, "stream")
+    ratio = rules.NEWEST_RATIO
+    updating = "|".join(UPDATING_PHASES)
+    return [
+        Alert(
+            "RolloutStalled",
+            "warning",
+            f"({ratio} < 1)\n"
+            f"and {on(stream)}\n"
+            f"(max_over_time({ratio}[{config.stalled_for}]) == min_over_time({ratio}[{config.stalled_for}]))",
+            "A rollout has stopped making progress.",
+            "{{ $value | humanizePercentage }} of the {{ $labels.stream }} hosts run the newest version and that "
+            f"share has not moved for {config.stalled_for}.",
+            "15m",
+        ),
+        Alert(
+            "TooManyUpdating",
+            "warning",
+            f'sum {by(fleet)} ({rules.HOSTS_BY_PHASE}{{phase=~"{updating}"}})\n'
+            f"/ {on(fleet)} sum {by(fleet)} ({rules.HOSTS_BY_PHASE})\n"
+            f"> {config.max_updating_ratio}",
+            "Too many hosts are updating at once.",
+            "{{ $value | humanizePercentage }} of the hosts are staging, staged or rebooting at once, over the "
+            f"rolling-update budget of {config.max_updating_ratio:.0%}.",
+            "15m",
+        ),
+        Alert(
+            "VersionSkew",
+            "info",
+            f"count {by(stream)} ({rules.HOSTS_BY_VERSION}) > 1",
+            "Hosts of one stream run different versions for days.",
+            f"The {{{{ $labels.stream }}}} hosts have run {{{{ $value }}}} different versions for {config.skew_for}.",
+            config.skew_for,
+        ),
+    ]
+
+
+def _meta(config: BundleConfig) -> list[Alert]:
+    return [
+        Alert(
+            "Heartbeat",
+            "info",
+            "vector(1)",
+            "The alerting pipeline is alive.",
+            "Always firing: a dead man's switch receiver pages when it stops arriving.",
+        ),
+    ]
