@@ -43,14 +43,18 @@ def metrics_job(name: str, target: str) -> dict[str, Any]:
     return {"job_name": name, "metrics_path": "/metrics", "static_configs": [{"targets": [target]}]}
 
 
-def config_text(jobs: Sequence[dict[str, Any]]) -> str:
-    return json.dumps(
-        {
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": list(jobs),
-        },
-        indent=2,
-    )
+def config_text(
+    jobs: Sequence[dict[str, Any]], rule_files: Sequence[Path] = (), alertmanagers: Sequence[str] = ()
+) -> str:
+    config: dict[str, Any] = {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": list(jobs),
+    }
+    if rule_files:
+        config["rule_files"] = [str(path) for path in rule_files]
+    if alertmanagers:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
+    return json.dumps(config, indent=2)
 
 
 Sample = dict[str, Any]
@@ -110,7 +114,13 @@ def value(sample: Sample) -> float:
 
 @contextlib.contextmanager
 def running_prometheus(
-    directory: Path, jobs: Sequence[dict[str, Any]], *, retention: str = "1h", flags: Sequence[str] = ()
+    directory: Path,
+    jobs: Sequence[dict[str, Any]],
+    *,
+    retention: str = "1h",
+    flags: Sequence[str] = (),
+    rule_files: Sequence[Path] = (),
+    alertmanagers: Sequence[str] = (),
 ) -> Iterator[Prometheus]:
     """Prometheus on 127.0.0.1 with `jobs`, its data in `directory`; stopped by PID at exit.
 
@@ -118,7 +128,7 @@ def running_prometheus(
     """
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "prometheus.yml"
-    config.write_text(config_text(jobs))
+    config.write_text(config_text(jobs, rule_files, alertmanagers))
     port = free_port()
     args = [
         PROMETHEUS,
