@@ -128,7 +128,8 @@ def _agents(config: BundleConfig) -> list[Alert]:
             "warning",
             f"{increase(names.DEPLOY_FAILURES, '1h')} >= 3",
             "Deploying an update fails repeatedly on a host.",
-            "rpm-ostree failed to deploy the update {{ $value }} times in the last hour on {{ $labels.instance }}; "
+            'rpm-ostree failed to deploy the update {{ printf "%.0f" $value }} times in the last hour '
+            "on {{ $labels.instance }}; "
             "Zincati abandons a release after 12 failures.",
         ),
         Alert(
@@ -173,24 +174,31 @@ def _rollout(config: BundleConfig) -> list[Alert]:
     stream = (*fleet, "stream")
     ratio = rules.NEWEST_RATIO
     updating = "|".join(UPDATING_PHASES)
+    # Progress is a host reaching the newest version (phase `rebooted`), not a move of the share:
+    # one failed scrape changes the share (the host drops out of both counts) without progress.
+    arrived = f'{rules.HOSTS_BY_PHASE_VERSION}{{phase="rebooted"}}'
+    # The share of updating hosts over the last 10 minutes: a host rebooting (or failing one
+    # scrape) is `down` for a moment, which must not resolve the alert.
+    share = (
+        f'sum {by(fleet)} ({rules.HOSTS_BY_PHASE}{{phase=~"{updating}"}})\n'
+        f"  / {on(fleet)} sum {by(fleet)} ({rules.HOSTS_BY_PHASE})"
+    )
     return [
         Alert(
             "RolloutStalled",
             "warning",
-            f"({ratio} < 1)\n"
-            f"and {on(stream)}\n"
-            f"(max_over_time({ratio}[{config.stalled_for}]) == min_over_time({ratio}[{config.stalled_for}]))",
+            f"min_over_time({ratio}[10m]) < 1\n"
+            f"and {on(stream)} ({ratio} offset {config.stalled_for})\n"
+            f"unless {on(stream)} max_over_time({arrived}[{config.stalled_for}])",
             "A rollout has stopped making progress.",
-            "{{ $value | humanizePercentage }} of the {{ $labels.stream }} hosts run the newest version and that "
-            f"share has not moved for {config.stalled_for}.",
+            "{{ $value | humanizePercentage }} of the {{ $labels.stream }} hosts run the newest version and no host "
+            f"has reached it for {config.stalled_for}.",
             "15m",
         ),
         Alert(
             "TooManyUpdating",
             "warning",
-            f'sum {by(fleet)} ({rules.HOSTS_BY_PHASE}{{phase=~"{updating}"}})\n'
-            f"/ {on(fleet)} sum {by(fleet)} ({rules.HOSTS_BY_PHASE})\n"
-            f"> {config.max_updating_ratio}",
+            f"max_over_time((\n  {share}\n)[10m:]) > {config.max_updating_ratio}",
             "Too many hosts are updating at once.",
             "{{ $value | humanizePercentage }} of the hosts are staging, staged or rebooting at once, over the "
             f"rolling-update budget of {config.max_updating_ratio:.0%}.",
@@ -199,7 +207,7 @@ def _rollout(config: BundleConfig) -> list[Alert]:
         Alert(
             "VersionSkew",
             "info",
-            f"count {by(stream)} ({rules.HOSTS_BY_VERSION}) > 1",
+            f"count {by(stream)} (max_over_time({rules.HOSTS_BY_VERSION}[10m])) > 1",
             "Hosts of one stream run different versions for days.",
             f"The {{{{ $labels.stream }}}} hosts have run {{{{ $value }}}} different versions for {config.skew_for}.",
             config.skew_for,

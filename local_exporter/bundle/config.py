@@ -23,6 +23,21 @@ class Receivers:
 
 
 @dataclass(frozen=True)
+class MaintenanceWindow:
+    """A weekly window in which warnings are muted (critical alerts still page)."""
+
+    #: The Alertmanager `time_intervals` entry, referenced by the warning route.
+    name: str = "weekly-maintenance"
+    #: Days of the window (Alertmanager weekday names).
+    weekdays: tuple[str, ...] = ("saturday",)
+    #: Start and end of the window, HH:MM, in `location`.
+    start_time: str = "02:00"
+    end_time: str = "06:00"
+    #: An IANA time zone name.
+    location: str = "UTC"
+
+
+@dataclass(frozen=True)
 class BundleConfig:
     # --- where the data comes from ------------------------------------------------------------
     #: The update agents, scraped through the bridge (`/bridge?selector=zincati`).
@@ -68,6 +83,8 @@ class BundleConfig:
 
     # --- notifications --------------------------------------------------------------------------
     receivers: Receivers = field(default_factory=Receivers)
+    #: When warnings are muted (planned reboots make rollout warnings expected).
+    maintenance: MaintenanceWindow = field(default_factory=MaintenanceWindow)
 
     # --- dashboards --------------------------------------------------------------------------------
     dashboard_uid_prefix: str = "local-exporter"

@@ -165,11 +165,11 @@ def _version_rules(config: BundleConfig) -> list[Rule]:
     os_info = selected(names.OS_INFO, agent)
     stream = (*fleet, "stream")
     version = (*stream, "os_version")
+    # The info series is the "many" side of every join with it: a host may briefly show two
+    # (the old version's until its staleness marker, or in a backfill without markers), and a
+    # join that needs it unique would fail for the whole fleet.
     first_boot = (
-        f"min {by(version)} (\n"
-        f"  {selected(names.PROCESS_START, agent)}\n"
-        f"  * {on(host)} group_left(stream, os_version) {os_info}\n"
-        ")"
+        f"min {by(version)} (\n  {os_info}\n  * {on(host)} group_left() {selected(names.PROCESS_START, agent)}\n)"
     )
     return [
         {"record": HOSTS_BY_VERSION, "expr": f"count {by(version)} ({os_info})"},
@@ -183,7 +183,7 @@ def _version_rules(config: BundleConfig) -> list[Rule]:
             "record": HOSTS_BY_PHASE_VERSION,
             "expr": (
                 f"count {by((*fleet, 'phase', 'stream', 'os_version'))} (\n"
-                f"  {PHASE} * {on(host)} group_left(stream, os_version) {os_info}\n"
+                f"  {os_info} * {on(host)} group_left(phase) {PHASE}\n"
                 ")"
             ),
         },

@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Rule evaluation time per group on a backfilled fleet of 10,000 and 100,000 hosts.
+
+    python3 bench/rules.py [--hosts 10000,100000] [--minutes 60] [--interval 1m] [--evaluations 5]
+
+For each fleet size: the `fleet-lock` rollout (mid-way, so every phase has hosts) is written as
+one hour of history with `write_history`, loaded with `promtool tsdb create-blocks-from
+openmetrics`, and a real Prometheus (loopback, no scrape jobs) evaluates the committed
+prometheus/rules/*.yml every 15 s. After `--evaluations` rounds it reads /api/v1/rules and
+prints, per group and per rule, the last evaluation time and the series each produced.
+
+The history is laid to end a little after generation and loading are estimated to finish, and
+Prometheus starts once that end has passed: its head then starts after the blocks (samples at
+"now" are appendable) while the last backfilled samples are seconds old, inside the 5-minute
+lookback, as under live scraping.
+
+Prometheus' own figures, so nothing here is timed by the script; the machine may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from procs import ROOT, free_port, http_ok, rss_mb, stop
+
+sys.path.insert(0, str(ROOT))
+
+from local_exporter.sim.history import write_history
+from local_exporter.sim.scenario import FleetSpec, ReleaseSpec, Scenario, parse_duration
+
+EVALUATION_INTERVAL = 15
+
+
+def scenario(hosts: int, minutes: float, end: float) -> Scenario:
+    # A rollout in progress at the end: half the wariness window has passed.
+    fleet = FleetSpec(hosts=hosts, version="40.20240504.3.0", strategy="fleet_lock", groups=(("default", 50),))
+    duration = minutes * 60
+    release = ReleaseSpec("40.20240519.3.0", at=duration / 4, rollout=duration * 1.5)
+    return Scenario("rules-bench", "", duration, fleet, (release,), start=end - duration)
+
+
+def prometheus(directory: Path, port: int) -> subprocess.Popen[bytes]:
+    config = directory / "prometheus.yml"
+    rule_files = sorted(str(path) for path in (ROOT / "prometheus" / "rules").glob("*.yml"))
+    config.write_text(
+        json.dumps({"global": {"evaluation_interval": f"{EVALUATION_INTERVAL}s"}, "rule_files": rule_files})
+    )
+    log = (directory / "prometheus.log").open("wb")
+    return subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={directory / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--storage.tsdb.retention.time=2d",
+            "--log.level=warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def rules_api(port: int) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/rules", timeout=30) as response:
+        groups: list[dict[str, Any]] = json.load(response)["data"]["groups"]
+    return groups
+
+
+def series_count(port: int, name: str) -> int:
+    query = urllib.parse.urlencode({"query": f"count({name})"})
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/query?{query}", timeout=60) as response:
+        result = json.load(response)["data"]["result"]
+    return int(float(result[0]["value"][1])) if result else 0
+
+
+def case(hosts: int, minutes: float, interval: float, evaluations: int, port: int) -> list[str]:
+    directory = Path(tempfile.mkdtemp(prefix="les-rules-"))
+    server = None
+    try:
+        # Generation and loading take about 16 samples per host and scrape at ~70 k samples/s.
+        lead = 30 + hosts * (minutes * 60 / interval + 1) * 16 / 70_000
+        began = time.perf_counter()
+        history = write_history(scenario(hosts, minutes, time.time() + lead), directory / "h.om", interval=interval)
+        generated = time.perf_counter() - began
+        began = time.perf_counter()
+        subprocess.run(
+            ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(directory / "h.om"), str(directory / "data")],
+            check=True,
+            capture_output=True,
+        )
+        loaded = time.perf_counter() - began
+        (directory / "h.om").unlink()
+        late = time.time() - history.end
+        if late > 120:
+            return [f"{hosts} hosts: loading ended {late:.0f} s after the history did: lower the rate estimate"]
+        time.sleep(max(0.0, history.end - time.time()) + 2)
+        server = prometheus(directory, port)
+        deadline = time.monotonic() + 300
+        while not http_ok(f"http://127.0.0.1:{port}/-/ready"):
+            if server.poll() is not None or time.monotonic() > deadline:
+                return [f"{hosts} hosts: Prometheus did not start: {(directory / 'prometheus.log').read_text()[-500:]}"]
+            time.sleep(0.5)
+        time.sleep(EVALUATION_INTERVAL * evaluations)
+        hosts_seen = series_count(port, "zincati_identity_os_info")
+        if hosts_seen == 0:
+            return [
+                f"{hosts} hosts: the backfilled fleet is not visible at now: {(directory / 'prometheus.log').read_text()[-800:]}"
+            ]
+        groups = rules_api(port)
+        lines = [
+            f"### {hosts} hosts ({history.stats.samples:,} samples, {history.stats.series:,} series; "
+            f"generated in {generated:.0f} s, loaded in {loaded:.0f} s; Prometheus RSS {rss_mb(server.pid):.0f} MB)",
+            "",
+            "| group / rule | last evaluation ms | series out |",
+            "|---|---:|---:|",
+        ]
+        for group in groups:
+            lines.append(f"| **{group['name']}** | **{group['evaluationTime'] * 1000:.1f}** | |")
+            for rule in group["rules"]:
+                name = rule["name"]
+                out = series_count(port, name) if rule["type"] == "recording" else len(rule.get("alerts", []))
+                health = "" if rule.get("health") == "ok" else f" ({rule.get('health')}: {rule.get('lastError', '')})"
+                lines.append(f"| {name}{health} | {rule['evaluationTime'] * 1000:.1f} | {out} |")
+        return lines
+    finally:
+        if server is not None:
+            stop(server)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--hosts", default="10000,100000", help="fleet sizes (default 10000,100000)")
+    parser.add_argument("--minutes", type=float, default=60, help="history length (default 60)")
+    parser.add_argument("--interval", default="1m", help="history scrape interval (default 1m)")
+    parser.add_argument("--evaluations", type=int, default=5, help="rule evaluations before reading (default 5)")
+    args = parser.parse_args()
+    if shutil.which("promtool") is None or shutil.which("prometheus") is None:
+        sys.exit("needs Debian's prometheus package (promtool and prometheus)")
+    print(f"Machine: {len(os.sched_getaffinity(0))} CPUs, Python {platform.python_version()}")
+    print(f"Command: python bench/rules.py {' '.join(sys.argv[1:])}\n", flush=True)
+    for hosts in (int(h) for h in args.hosts.split(",")):
+        for line in case(hosts, args.minutes, parse_duration(args.interval), args.evaluations, free_port()):
+            print(line, flush=True)
+        print()
+
+
+if __name__ == "__main__":
+    main()
