@@ -65,9 +65,10 @@ def _bridge(config: BundleConfig) -> list[Alert]:
         Alert(
             "BridgeDown",
             "critical",
-            f"max_over_time({selected(names.UP, bridge)}[5m]) == 0",
+            f"max_over_time({selected(names.UP, bridge)}[{config.down_window}]) == 0",
             "A host's bridge cannot be scraped.",
-            "The bridge on {{ $labels.instance }} has not answered a scrape for 5 minutes: "
+            "The bridge on {{ $labels.instance }} has not answered a scrape for "
+            f"{config.down_window}: "
             "nothing is known of that host's updates.",
             "5m",
         ),
@@ -77,7 +78,7 @@ def _bridge(config: BundleConfig) -> list[Alert]:
             f"{failed} / {on((*host, 'selector'))} {total} > 0.5",
             "A bridge selector fails most scrapes.",
             "Selector {{ $labels.selector }} on {{ $labels.instance }} failed {{ $value | humanizePercentage }} "
-            "of its scrapes for the last 5 minutes.",
+            f"of its scrapes over 5 minutes, for {config.selector_failing_for} now.",
             config.selector_failing_for,
         ),
     ]
@@ -99,7 +100,7 @@ def _agents(config: BundleConfig) -> list[Alert]:
         Alert(
             "AgentDown",
             "warning",
-            f"max_over_time({selected(names.UP, agent)}[5m]) == 0",
+            f"max_over_time({selected(names.UP, agent)}[{config.down_window}]) == 0",
             "A host's update agent cannot be read.",
             "The bridge on {{ $labels.instance }} answers, but not with Zincati's metrics "
             "(agent stopped, socket gone, or the exposition is broken).",
@@ -108,7 +109,7 @@ def _agents(config: BundleConfig) -> list[Alert]:
         Alert(
             "AgentStale",
             "warning",
-            f'max_over_time({phase}{{phase="stale"}}[10m]) == 1',
+            f'max_over_time({phase}{{phase="stale"}}[{config.gauge_window}]) == 1',
             "A host's update agent stopped refreshing.",
             "Zincati on {{ $labels.instance }} has not refreshed for longer than its refresh period allows: "
             "its update loop is stuck.",
@@ -135,7 +136,7 @@ def _agents(config: BundleConfig) -> list[Alert]:
         Alert(
             "RebootPending",
             "warning",
-            f'max {by(host)} (max_over_time({phase}{{phase=~"staged|waiting_lock"}}[10m])) == 1',
+            f'max {by(host)} (max_over_time({phase}{{phase=~"staged|waiting_lock"}}[{config.gauge_window}])) == 1',
             "A host has an update staged but does not reboot.",
             "{{ $labels.instance }} has had an update staged for more than "
             f"{config.staged_for} without rebooting (logged-in users, reboot lock or strategy).",
@@ -153,7 +154,7 @@ def _agents(config: BundleConfig) -> list[Alert]:
         Alert(
             "BootedDeadEnd",
             "warning",
-            f"max_over_time({selected(names.DEADEND, agent)}[10m]) == 1",
+            f"max_over_time({selected(names.DEADEND, agent)}[{config.gauge_window}]) == 1",
             "A host runs a dead-end release.",
             "{{ $labels.instance }} is booted into a release marked as a dead end: it needs a manual update path.",
             "15m",
@@ -161,7 +162,7 @@ def _agents(config: BundleConfig) -> list[Alert]:
         Alert(
             "UpdatesDisabled",
             "info",
-            f"max_over_time({selected(names.UPDATES_ENABLED, agent)}[10m]) == 0",
+            f"max_over_time({selected(names.UPDATES_ENABLED, agent)}[{config.gauge_window}]) == 0",
             "Automatic updates are disabled on a host.",
             "Zincati's updates are disabled on {{ $labels.instance }}: it will not follow rollouts.",
             "1h",
@@ -187,7 +188,7 @@ def _rollout(config: BundleConfig) -> list[Alert]:
         Alert(
             "RolloutStalled",
             "warning",
-            f"min_over_time({ratio}[10m]) < 1\n"
+            f"min_over_time({ratio}[{config.gauge_window}]) < 1\n"
             f"and {on(stream)} ({ratio} offset {config.stalled_for})\n"
             f"unless {on(stream)} max_over_time({arrived}[{config.stalled_for}])",
             "A rollout has stopped making progress.",
@@ -198,7 +199,7 @@ def _rollout(config: BundleConfig) -> list[Alert]:
         Alert(
             "TooManyUpdating",
             "warning",
-            f"max_over_time((\n  {share}\n)[10m:]) > {config.max_updating_ratio}",
+            f"max_over_time((\n  {share}\n)[{config.gauge_window}:]) > {config.max_updating_ratio}",
             "Too many hosts are updating at once.",
             "{{ $value | humanizePercentage }} of the hosts are staging, staged or rebooting at once, over the "
             f"rolling-update budget of {config.max_updating_ratio:.0%}.",
@@ -207,7 +208,7 @@ def _rollout(config: BundleConfig) -> list[Alert]:
         Alert(
             "VersionSkew",
             "info",
-            f"count {by(stream)} (max_over_time({rules.HOSTS_BY_VERSION}[10m])) > 1",
+            f"count {by(stream)} (max_over_time({rules.HOSTS_BY_VERSION}[{config.gauge_window}])) > 1",
             "Hosts of one stream run different versions for days.",
             f"The {{{{ $labels.stream }}}} hosts have run {{{{ $value }}}} different versions for {config.skew_for}.",
             config.skew_for,

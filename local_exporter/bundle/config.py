@@ -64,6 +64,11 @@ class BundleConfig:
     alert_prefix: str = "OSUpdate"
     #: `%s` becomes the lowercased alert name: the runbook section for it.
     runbook_url_pattern: str = "https://github.com/local-exporter/local_exporter/blob/main/docs/runbooks.md#%s"
+    #: A target counts as down when every scrape failed for this long (one success resets).
+    down_window: str = "5m"
+    #: Gauges are read as their max/min over this window, so one failed scrape neither fires
+    #: nor resolves an alert.
+    gauge_window: str = "10m"
     #: A host staged but not rebooted for this long.
     staged_for: str = "2h"
     #: Reboot-lock contention (failed_lock) lasting this long.

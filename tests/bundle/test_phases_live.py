@@ -15,8 +15,9 @@ import yaml
 from local_exporter.bundle import rules
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.generate import write
-from local_exporter.sim.live import LiveFleet, LiveOptions
+from local_exporter.sim.live import LiveOptions
 from local_exporter.sim.scenario import FaultSpec, FleetSpec, ReleaseSpec, Scenario
+from tests.support.fleet import live_fleet
 from tests.support.prometheus import Prometheus, running_prometheus, value
 
 OLD, NEW = "40.20240504.3.0", "40.20240519.3.0"
@@ -50,11 +51,7 @@ async def test_each_host_gets_the_phase_its_faults_say(short_dir: Path, tmp_path
     )
     write(tmp_path / "bundle", FAST)
     rule_file = tmp_path / "bundle" / "prometheus" / "rules" / "recording.yml"
-    live = LiveFleet(scenario, LiveOptions(short_dir, speed=SPEED, bridge_port_base=0, airlock_port=None))
-    await live.start()
-    stop = asyncio.Event()
-    running = asyncio.create_task(live.run(stop))
-    try:
+    async with live_fleet(scenario, LiveOptions(short_dir, speed=SPEED, bridge_port_base=0, airlock_port=None)):
         jobs = yaml.safe_load((short_dir / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]
         with running_prometheus(tmp_path / "prometheus", jobs, rule_files=[rule_file]) as prometheus:
             expected = {
@@ -85,7 +82,3 @@ async def test_each_host_gets_the_phase_its_faults_say(short_dir: Path, tmp_path
             )
             passed = await asyncio.to_thread(prometheus.query, rebooted_into_new)
             assert {s["metric"]["instance"] for s in passed} == {name(0), name(1), name(2)}
-    finally:
-        stop.set()
-        await running
-        await live.close()

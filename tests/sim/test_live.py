@@ -11,6 +11,7 @@ import yaml
 
 from local_exporter.sim.live import LiveFleet, LiveOptions
 from local_exporter.sim.scenario import FaultSpec, FleetSpec, ReleaseSpec, Scenario
+from tests.support.fleet import live_fleet
 from tests.support.prometheus import running_prometheus, value
 
 OLD, NEW = "40.20240504.3.0", "40.20240519.3.0"
@@ -43,11 +44,7 @@ async def test_version_breakdown_moves_from_old_to_new_through_real_bridges(shor
         faults=(FaultSpec("agent_down", (5,), RELEASE_AT + 2400.0, None),),
         reboot=30.0,
     )
-    live = LiveFleet(scenario, LiveOptions(short_dir, speed=SPEED, bridge_port_base=0, airlock_port=0))
-    await live.start()
-    stop = asyncio.Event()
-    running = asyncio.create_task(live.run(stop))
-    try:
+    async with live_fleet(scenario, LiveOptions(short_dir, speed=SPEED, bridge_port_base=0, airlock_port=0)):
         targets = json.loads((short_dir / "prometheus" / "bridges.json").read_text())
         assert [t["labels"]["instance"] for t in targets] == [fleet.host_name(i) for i in range(HOSTS)]
         jobs = jobs_from(short_dir / "prometheus" / "prometheus.yml")
@@ -94,10 +91,6 @@ async def test_version_breakdown_moves_from_old_to_new_through_real_bridges(shor
                 f'local_exporter_bridge_requests_total{{instance="{fleet.host_name(5)}",outcome="unavailable"}} > 0',
             )
             assert failures
-    finally:
-        stop.set()
-        await running
-        await live.close()
     # Nothing is left listening or on disk: every host's socket is gone.
     assert not list((short_dir / "hosts").glob("*/zincati.sock"))
 

@@ -68,13 +68,14 @@ def serving_webhook() -> Iterator[Webhook]:
 
 
 def config_for(webhook: Webhook, config: BundleConfig | None = None) -> dict[str, Any]:
-    """The generated config, with receivers pointing at the test's webhook, no group_wait (the
+    """The generated config, with receivers pointing at the test's webhook, no group_wait or group_interval (the
     notification comes at once) and no maintenance window (the test may run inside it)."""
     receivers = Receivers(
         pager_url=f"{webhook.url}/pager", ticket_url=f"{webhook.url}/ticket", heartbeat_url=f"{webhook.url}/heartbeat"
     )
     data = alertmanager.config_data(replace(config or BundleConfig(), receivers=receivers))
     data["route"]["group_wait"] = "0s"
+    data["route"]["group_interval"] = "1s"
     for route in data["route"]["routes"]:
         route.pop("mute_time_intervals", None)
     return data
@@ -85,6 +86,7 @@ def running_alertmanager(
     tmp_path: Path, webhook: Webhook, bundle: BundleConfig | None = None
 ) -> Iterator[tuple[str, Child]]:
     """Alertmanager on loopback with the generated config (receivers: `webhook`); stopped by PID."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     config = tmp_path / "alertmanager.yml"
     config.write_text(json.dumps(config_for(webhook, bundle), indent=2))
     (tmp_path / "templates").mkdir()
