@@ -15,10 +15,11 @@ Zincati exports no state. A host's phase is derived from what moved in the last
     up_to_date  on the newest version of its stream
     checking    behind the newest version, idle: checking for updates
 
-Counter-based phases only count families the current agent process exports: after a reboot
-the old process's counters are gone (families appear lazily), so `increase()` over samples from
-before the reboot must not keep the host in `staged`. Hence every such term is `and`-ed with the
-counter as it is now.
+A counter "moved" within the window when it is higher now than a window ago, or exists now and
+did not then (families appear lazily, at their first move), or the agent restarted within the
+window and the counter is above zero (a new process counts from zero). Only two points of each
+series are read, and only the current process's families count: after a reboot the old
+process's counters are gone, so they cannot keep a host `staged`.
 
 The newest version of a stream is the one whose earliest-booted host booted last: hosts still
 on an old version booted long ago, hosts on a new one booted into it. (PromQL cannot order
@@ -101,10 +102,21 @@ def _phase_rules(config: BundleConfig) -> list[Rule]:
     agent = config.agent_selector
     window = config.phase_window
 
+    start = selected(names.PROCESS_START, agent)
+    restarted = f"(time() - {start} < {_seconds(window)})"
+
     def moved(metric: str, extra: str = "") -> str:
         """Hosts whose current process moved `metric` within the window."""
         series = selected(metric, agent, extra)
-        return f"max {by(host)} ((increase({series}[{window}]) > 0) and {series})"
+        # Two points per series, not a range: `increase()` over the window read every sample,
+        # which at 100,000 hosts is most of the rules' cost (docs/benchmarks.md).
+        return (
+            f"max {by(host)} (\n"
+            f"    {series} > {series} offset {window}\n"
+            f"    or {series} unless {series} offset {window}\n"
+            f"    or ({series} > 0 and {on(host)} {restarted})\n"
+            "  )"
+        )
 
     def phase(name: str, condition: str) -> str:
         # Filters keep the filtered value (`up == 0` is 0): every phase series is 1.

@@ -86,6 +86,7 @@ def metric_names(expr: str) -> set[str]:
     """The metric names an expression reads: identifiers that are not functions, keywords,
     label names in matchers or grouping clauses, or strings."""
     expr = re.sub(r'"[^"]*"', '""', expr)
+    expr = re.sub(r"\boffset\s+[0-9a-z]+", " ", expr)
     expr = re.sub(r"\b(?:by|on|ignoring|without|group_left|group_right)\s*\([^)]*\)", " ", expr)
     expr = re.sub(r"\{[^}]*\}", "", expr)
     expr = re.sub(r"\[[^\]]*\]", "", expr)
