@@ -52,6 +52,9 @@ class BundleConfig:
     show_multi_cluster: bool = False
 
     # --- how the signals are computed -----------------------------------------------------------
+    #: How often the phase and rollout rules run: phases move over minutes, and at 100,000 hosts
+    #: one evaluation takes seconds (docs/benchmarks.md), so not at every global interval.
+    rollout_rules_interval: str = "1m"
     #: How far back counter movement decides a host's update phase (a few refresh periods).
     phase_window: str = "15m"
     #: An enabled agent refreshes every ~330 s at most: older than this, it is stale.

@@ -92,7 +92,11 @@ def recording_rules(config: BundleConfig) -> list[Group]:
     # output would see it one evaluation late).
     versions, phases = _version_rules(config), _phase_rules(config)
     return [
-        {"name": "local-exporter-rollout", "rules": versions[:4] + phases + versions[4:]},
+        {
+            "name": "local-exporter-rollout",
+            "interval": config.rollout_rules_interval,
+            "rules": versions[:4] + phases + versions[4:],
+        },
         _error_group(config),
     ]
 

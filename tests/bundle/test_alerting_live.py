@@ -23,6 +23,7 @@ from tests.support.prometheus import running_prometheus
 
 SPEED = 60.0
 FAST = BundleConfig(
+    rollout_rules_interval="1s",
     phase_window="30s",
     stale_after_seconds=20,
     disabled_stale_after_seconds=600,

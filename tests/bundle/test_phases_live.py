@@ -24,7 +24,9 @@ OLD, NEW = "40.20240504.3.0", "40.20240519.3.0"
 HOSTS = 8
 SPEED = 60.0
 # Scaled by SPEED: a 5-minute refresh is 5 s of wall time here.
-FAST = BundleConfig(phase_window="30s", stale_after_seconds=20, disabled_stale_after_seconds=600)
+FAST = BundleConfig(
+    rollout_rules_interval="1s", phase_window="30s", stale_after_seconds=20, disabled_stale_after_seconds=600
+)
 
 
 def phases(prometheus: Prometheus) -> dict[str, str]:
