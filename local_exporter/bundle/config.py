@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from local_exporter import jobs
+
 
 @dataclass(frozen=True)
 class Receivers:
@@ -41,11 +43,11 @@ class MaintenanceWindow:
 class BundleConfig:
     # --- where the data comes from ------------------------------------------------------------
     #: The update agents, scraped through the bridge (`/bridge?selector=zincati`).
-    agent_selector: str = 'job="zincati"'
+    agent_selector: str = f'job="{jobs.AGENT_JOB}"'
     #: The bridges' own `/metrics`.
-    bridge_selector: str = 'job="local_exporter"'
+    bridge_selector: str = f'job="{jobs.BRIDGE_JOB}"'
     #: The FleetLock server (airlock), if any.
-    airlock_selector: str = 'job="airlock"'
+    airlock_selector: str = f'job="{jobs.AIRLOCK_JOB}"'
     #: The label every Prometheus sets in `external_labels` to name its cluster.
     cluster_label: str = "cluster"
     #: Show the cluster variable and per-cluster breakdowns (several Prometheus behind one view).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from local_exporter import jobs
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.yamltext import body, comment, commented_out, document
 
@@ -41,7 +42,7 @@ def scrape_configs(config: BundleConfig) -> list[dict[str, Any]]:
         {
             "job_name": job_name(config.agent_selector),
             "metrics_path": "/bridge",
-            "params": {"selector": ["zincati"]},
+            "params": {"selector": [jobs.AGENT_SELECTOR]},
             "static_configs": [{"targets": _bridges()}],
         },
         {"job_name": job_name(config.bridge_selector), "static_configs": [{"targets": _bridges()}]},

@@ -19,13 +19,12 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
+from local_exporter.jobs import AGENT_JOB, AIRLOCK_JOB
 from local_exporter.sim.airlock import AirlockCollector
 from local_exporter.sim.backfill import BackfillStats, HistoryWriter
 from local_exporter.sim.fleet import Fleet
 from local_exporter.sim.scenario import Scenario
 
-ZINCATI_JOB = "zincati"
-AIRLOCK_JOB = "airlock"
 AIRLOCK_INSTANCE = "airlock"
 _UP = b"up 1\n"
 _DOWN = b"up 0\n"
@@ -65,7 +64,7 @@ def write_history(
     if scenario.fleet.strategy == "fleet_lock":
         airlock = CollectorRegistry(auto_describe=True)
         airlock.register(AirlockCollector(fleet.semaphores))
-    targets = [{"instance": host.name, "job": ZINCATI_JOB} for host in fleet.hosts]
+    targets = [{"instance": host.name, "job": AGENT_JOB} for host in fleet.hosts]
     rounds = int(scenario.duration // interval) + 1
     with HistoryWriter(out) as writer:
         for number in range(rounds):

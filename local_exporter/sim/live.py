@@ -34,6 +34,7 @@ from aiohttp import web
 
 from local_exporter import config as config_module
 from local_exporter.app import make_app
+from local_exporter.jobs import AGENT_JOB, AGENT_SELECTOR, AIRLOCK_JOB, BRIDGE_JOB
 from local_exporter.sim import prombus
 from local_exporter.sim.airlock import make_airlock_app
 from local_exporter.sim.fleet import Fleet
@@ -42,12 +43,8 @@ from local_exporter.sim.scenario import Scenario
 
 Transport = Literal["uds", "file", "dbus"]
 TRANSPORTS: tuple[Transport, ...] = ("uds", "file", "dbus")
-SELECTOR = "zincati"
 DESCRIPTORS_PER_HOST = 3
 DESCRIPTORS_SPARE = 256
-ZINCATI_JOB = "zincati"
-BRIDGE_JOB = "local_exporter"
-AIRLOCK_JOB = "airlock"
 
 
 @dataclass(frozen=True)
@@ -249,7 +246,7 @@ class LiveFleet:
         ]
         if self.options.transport == "dbus":
             lines += ["[bridge]", f'dbus_session_bus_address = "{self.options.dbus_address}"', ""]
-        lines += ["[bridge.selectors]", f"{SELECTOR} = {selector}", ""]
+        lines += ["[bridge.selectors]", f"{AGENT_SELECTOR} = {selector}", ""]
         return "\n".join(lines)
 
     async def _serve(self, app: web.Application, listener: socket.socket) -> None:
@@ -321,9 +318,9 @@ def prometheus_config(live: LiveFleet, bridges: Path) -> str:
 
     jobs: list[dict[str, object]] = [
         {
-            "job_name": ZINCATI_JOB,
+            "job_name": AGENT_JOB,
             "metrics_path": "/bridge",
-            "params": {"selector": [SELECTOR]},
+            "params": {"selector": [AGENT_SELECTOR]},
             "file_sd_configs": file_sd(),
         },
         {"job_name": BRIDGE_JOB, "metrics_path": "/metrics", "file_sd_configs": file_sd()},

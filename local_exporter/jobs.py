@@ -1,0 +1,16 @@
+"""The Prometheus job and selector names the product uses by default, declared once.
+
+The simulator writes scrape configs and backfills with these jobs, the example prometheus.yml
+scrapes them, and the bundle's rules select them unless its config says otherwise.
+"""
+
+from __future__ import annotations
+
+#: The update agents, scraped through each host's bridge.
+AGENT_JOB = "zincati"
+#: The bridges' own /metrics.
+BRIDGE_JOB = "local_exporter"
+#: The FleetLock server.
+AIRLOCK_JOB = "airlock"
+#: The bridge selector that reads Zincati's socket.
+AGENT_SELECTOR = "zincati"
