@@ -134,6 +134,14 @@ def _agents(config: BundleConfig) -> list[Alert]:
             "Zincati abandons a release after 12 failures.",
         ),
         Alert(
+            "FinalizeFailing",
+            "warning",
+            f"{increase(names.FINALIZE_FAILURES, '1h')} >= 3",
+            "Finalizing a staged update fails repeatedly on a host.",
+            'rpm-ostree failed to finalize the staged update {{ printf "%.0f" $value }} times in the last hour '
+            "on {{ $labels.instance }}; under FleetLock the host keeps its reboot slot, which stalls the rollout.",
+        ),
+        Alert(
             "RebootPending",
             "warning",
             f'max {by(host)} (max_over_time({phase}{{phase=~"staged|waiting_lock"}}[{config.gauge_window}])) == 1',
