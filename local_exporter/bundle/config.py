@@ -50,6 +50,9 @@ class BundleConfig:
     airlock_selector: str = f'job="{jobs.AIRLOCK_JOB}"'
     #: The label every Prometheus sets in `external_labels` to name its cluster.
     cluster_label: str = "cluster"
+    #: A target label that splits the fleet into groups (e.g. `group`, or the FleetLock group
+    #: set on each target): every fleet-level rule then breaks down by it. "" for none.
+    group_label: str = ""
     #: Show the cluster variable and per-cluster breakdowns (several Prometheus behind one view).
     show_multi_cluster: bool = False
 
@@ -105,9 +108,9 @@ class BundleConfig:
     @property
     def fleet_labels(self) -> tuple[str, ...]:
         """Labels every fleet-wide aggregation keeps."""
-        return (self.cluster_label, "job")
+        return (self.cluster_label, "job", *((self.group_label,) if self.group_label else ()))
 
     @property
     def host_labels(self) -> tuple[str, ...]:
-        """Labels that identify one host."""
-        return (self.cluster_label, "job", "instance")
+        """Labels that identify one host (the group too, so that fleet aggregations keep it)."""
+        return (*self.fleet_labels, "instance")

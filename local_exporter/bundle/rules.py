@@ -148,7 +148,7 @@ def _phase_rules(config: BundleConfig) -> list[Rule]:
     os_info = selected(names.OS_INFO, agent)
     on_newest = (
         f"max {by((*host, 'stream'))} (\n"
-        f"  ({os_info} * {on((config.cluster_label, 'job', 'stream', 'os_version'))} group_left() {NEWEST})\n"
+        f"  ({os_info} * {on((*config.fleet_labels, 'stream', 'os_version'))} group_left() {NEWEST})\n"
         f"  or {on(host)} ({os_info} * 0)\n"
         ")"
     )

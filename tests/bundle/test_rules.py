@@ -110,3 +110,15 @@ def test_every_metric_a_rule_reads_is_emitted_or_recorded() -> None:
 def test_the_committed_rule_file_is_the_recording_rules() -> None:
     committed = yaml.safe_load((ROOT / "prometheus" / "rules" / "recording.yml").read_text())
     assert committed == {"groups": rules.recording_rules(BundleConfig())}
+
+
+def test_a_group_label_reaches_every_aggregation(tmp_path: Path) -> None:
+    grouped = BundleConfig(group_label="group")
+    write(tmp_path, grouped)
+    files = sorted((tmp_path / "prometheus" / "rules").glob("*.yml"))
+    result = subprocess.run([PROMTOOL, "check", "rules", *map(str, files)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for group in yaml.safe_load(files[1].read_text())["groups"]:
+        for rule in group["rules"]:
+            for clause in re.findall(r"\b(?:by|on) \(([^)]*)\)", rule["expr"]):
+                assert "group" in {label.strip() for label in clause.split(",")}, (rule["record"], clause)
