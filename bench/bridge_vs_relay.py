@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from baseline import SCRAPE_TIMEOUT_HEADER, exposition, relay_app
-from procs import ROOT, child_env, cpu_seconds, http_ok, rss_mb, stop
+from procs import ROOT, child_env, cpu_seconds, free_port, http_ok, rss_mb, stop
 
 SIZES = {"2k": 2 * 1024, "50k": 50 * 1024}
 KINDS = ("file", "uds")
@@ -181,13 +181,6 @@ class Load:
 
 
 # --- processes
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def start(args: list[str], log: Path, cpus: set[int] | None) -> subprocess.Popen[bytes]:

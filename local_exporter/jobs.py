@@ -14,3 +14,5 @@ BRIDGE_JOB = "local_exporter"
 AIRLOCK_JOB = "airlock"
 #: The bridge selector that reads Zincati's socket.
 AGENT_SELECTOR = "zincati"
+#: The airlock's `instance` label, in the simulator's scrape config and its backfills.
+AIRLOCK_INSTANCE = "airlock"

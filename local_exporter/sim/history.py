@@ -19,13 +19,12 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from local_exporter.jobs import AGENT_JOB, AIRLOCK_JOB
+from local_exporter.jobs import AGENT_JOB, AIRLOCK_INSTANCE, AIRLOCK_JOB
 from local_exporter.sim.airlock import AirlockCollector
 from local_exporter.sim.backfill import BackfillStats, HistoryWriter
 from local_exporter.sim.fleet import Fleet
 from local_exporter.sim.scenario import Scenario
 
-AIRLOCK_INSTANCE = "airlock"
 _UP = b"up 1\n"
 _DOWN = b"up 0\n"
 

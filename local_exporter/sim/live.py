@@ -34,7 +34,7 @@ from aiohttp import web
 
 from local_exporter import config as config_module
 from local_exporter.app import make_app
-from local_exporter.jobs import AGENT_JOB, AGENT_SELECTOR, AIRLOCK_JOB, BRIDGE_JOB
+from local_exporter.jobs import AGENT_JOB, AGENT_SELECTOR, AIRLOCK_INSTANCE, AIRLOCK_JOB, BRIDGE_JOB
 from local_exporter.sim import prombus
 from local_exporter.sim.airlock import make_airlock_app
 from local_exporter.sim.fleet import Fleet
@@ -328,7 +328,10 @@ def prometheus_config(live: LiveFleet, bridges: Path) -> str:
     if live.airlock_port is not None:
         target = f"{options.address}:{live.airlock_port}"
         jobs.append(
-            {"job_name": AIRLOCK_JOB, "static_configs": [{"targets": [target], "labels": {"instance": AIRLOCK_JOB}}]}
+            {
+                "job_name": AIRLOCK_JOB,
+                "static_configs": [{"targets": [target], "labels": {"instance": AIRLOCK_INSTANCE}}],
+            }
         )
     config = {"global": {"scrape_interval": interval, "evaluation_interval": interval}, "scrape_configs": jobs}
     header = f"# Written by `local-exporter simulate` for scenario {live.scenario.name!r}.\n"
