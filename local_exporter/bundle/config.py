@@ -79,7 +79,7 @@ class BundleConfig:
     gauge_window: str = "10m"
     #: A host staged but not rebooted for this long.
     staged_for: str = "2h"
-    #: Reboot-lock contention (failed_lock) lasting this long.
+    #: Hosts waiting for a reboot slot while no host reboots, for this long: the lock stopped turning.
     lock_contended_for: str = "1h"
     #: Hosts behind the newest version with no host moving for this long: the rollout stalled.
     stalled_for: str = "2h"

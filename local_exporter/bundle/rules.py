@@ -107,7 +107,7 @@ def _phase_rules(config: BundleConfig) -> list[Rule]:
     window = config.phase_window
 
     start = selected(names.PROCESS_START, agent)
-    restarted = f"(time() - {start} < {_seconds(window)})"
+    restarted = f"(time() - {start} < {seconds(window)})"
 
     def moved(metric: str, extra: str = "") -> str:
         """Hosts whose current process moved `metric` within the window."""
@@ -162,7 +162,7 @@ def _phase_rules(config: BundleConfig) -> list[Rule]:
         phase("staging", moved(names.DEPLOY_ATTEMPTS)),
         phase(
             "rebooted",
-            f"max {by(host)} ((time() - {selected(names.PROCESS_START, agent)} < {_seconds(window)})"
+            f"max {by(host)} ((time() - {selected(names.PROCESS_START, agent)} < {seconds(window)})"
             f" and {on(host)} ({ON_NEWEST} == 1))",
         ),
         phase("up_to_date", f"max {by(host)} ({ON_NEWEST} == 1)"),
@@ -230,6 +230,6 @@ def _error_group(config: BundleConfig) -> Group:
     }
 
 
-def _seconds(duration: str) -> int:
+def seconds(duration: str) -> int:
     """A Prometheus duration as seconds, for comparisons with time() differences."""
     return int(parse_duration(duration))
