@@ -8,6 +8,7 @@ a rule or panel cannot name a metric nothing emits.
 from __future__ import annotations
 
 from local_exporter import metrics as bridge
+from local_exporter.sim import airlock
 from local_exporter.sim.zincati import FAMILIES
 
 
@@ -25,24 +26,39 @@ LAST_REFRESH = _zincati("zincati_update_agent_last_refresh_timestamp")
 LATEST_STATE_CHANGE = _zincati("zincati_update_agent_latest_state_change_timestamp")
 FINALIZATION_ATTEMPTS = _zincati("zincati_update_agent_finalization_attempts")
 FINALIZATION_BLOCKED = _zincati("zincati_update_agent_finalization_blocked_count")
+FINALIZATION_SUCCESSES = _zincati("zincati_update_agent_finalization_successes")
+POSTPONED_FINALIZATIONS = _zincati("zincati_update_agent_postponed_finalizations_total")
 CHECKS = _zincati("zincati_cincinnati_update_checks_total")
 CHECK_ERRORS = _zincati("zincati_cincinnati_update_checks_errors_total")
 DEADEND = _zincati("zincati_cincinnati_booted_release_is_deadend")
 DEPLOY_ATTEMPTS = _zincati("zincati_rpm_ostree_deploy_attempts_total")
 DEPLOY_FAILURES = _zincati("zincati_rpm_ostree_deploy_failures_total")
+FINALIZE_ATTEMPTS = _zincati("zincati_rpm_ostree_finalize_attempts_total")
 FINALIZE_FAILURES = _zincati("zincati_rpm_ostree_finalize_failures_total")
 STATUS_FAILURES = _zincati("zincati_rpm_ostree_status_failures_total")
 REGISTER_FAILURES = _zincati("zincati_rpm_ostree_register_driver_failures_total")
 LOCK_REQUESTS = _zincati("zincati_strategy_fleet_lock_requests_total")
 LOCK_ERRORS = _zincati("zincati_strategy_fleet_lock_errors_total")
 STRATEGY = _zincati("zincati_updates_strategy_mode")
+CAN_FINALIZE = _zincati("zincati_updates_strategy_can_finalize_responses")
 #: What a busy reboot semaphore looks like to Zincati: airlock's and other servers' kinds.
 LOCK_BUSY_KINDS = ("failed_lock", "lock_held")
+
+# Airlock (the FleetLock server, scraped directly); counters' samples end in `_total`.
+AIRLOCK_SLOTS = airlock.CONFIG_SLOTS
+AIRLOCK_HOLDERS = airlock.LOCK_HOLDERS
+AIRLOCK_PRE_REBOOT = airlock.PRE_REBOOT_REQUESTS + "_total"
+AIRLOCK_STEADY_STATE = airlock.STEADY_STATE_REQUESTS + "_total"
 
 # The bridge's own
 BRIDGE_REQUESTS = bridge.REQUESTS_TOTAL
 BRIDGE_DURATION = bridge.REQUEST_DURATION_SECONDS
+BRIDGE_RESPONSE_BYTES = bridge.RESPONSE_BYTES_TOTAL
+BRIDGE_LAST_PAYLOAD_BYTES = bridge.LAST_PAYLOAD_BYTES
 BRIDGE_LAST_SUCCESS = bridge.LAST_SUCCESS_TIMESTAMP_SECONDS
+BRIDGE_IN_FLIGHT = bridge.IN_FLIGHT_REQUESTS
+BRIDGE_REJECTED = bridge.REJECTED_REQUESTS_TOTAL
+BRIDGE_BUILD_INFO = bridge.BUILD_INFO
 
 # Prometheus' own, per scrape
 UP = "up"

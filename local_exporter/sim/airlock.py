@@ -158,6 +158,16 @@ def _go_json(payload: Mapping[str, str]) -> str:
     return text
 
 
+# Airlock's metric families (the counters' samples end in `_total`), declared once: the bundle
+# imports them.
+CONFIG_GROUPS = "airlock_config_groups"
+CONFIG_SLOTS = "airlock_config_semaphore_slots"
+LOCK_HOLDERS = "airlock_database_semaphore_lock_holders"
+DATABASE_SLOTS = "airlock_database_semaphore_slots"
+PRE_REBOOT_REQUESTS = "airlock_v1_pre_reboot_incoming_requests"
+STEADY_STATE_REQUESTS = "airlock_v1_steady_state_incoming_requests"
+
+
 class AirlockCollector(Collector):
     """Airlock's metric families, read live from the model plus the two request counters."""
 
@@ -168,29 +178,27 @@ class AirlockCollector(Collector):
         slots = self.semaphores.slots
         groups = sorted(slots)
         # Families in name order, as Go's client_golang writes them.
-        yield GaugeMetricFamily("airlock_config_groups", "Total number of configured groups.", value=len(slots))
+        yield GaugeMetricFamily(CONFIG_GROUPS, "Total number of configured groups.", value=len(slots))
+        yield self._per_group(CONFIG_SLOTS, "Total number of configured slots per group.", groups, slots.__getitem__)
         yield self._per_group(
-            "airlock_config_semaphore_slots", "Total number of configured slots per group.", groups, slots.__getitem__
-        )
-        yield self._per_group(
-            "airlock_database_semaphore_lock_holders",
+            LOCK_HOLDERS,
             "Total number of locked slots per group, in the database.",
             groups,
             lambda group: len(self.semaphores.holders(group)),
         )
         yield self._per_group(
-            "airlock_database_semaphore_slots",
+            DATABASE_SLOTS,
             "Total number of slots per group, in the database.",
             groups,
             slots.__getitem__,
         )
         yield CounterMetricFamily(
-            "airlock_v1_pre_reboot_incoming_requests",
+            PRE_REBOOT_REQUESTS,
             "Total number of incoming requests to /v1/pre-reboot.",
             value=self.semaphores.pre_reboot_requests,
         )
         yield CounterMetricFamily(
-            "airlock_v1_steady_state_incoming_requests",
+            STEADY_STATE_REQUESTS,
             "Total number of incoming requests to /v1/steady-state.",
             value=self.semaphores.steady_state_requests,
         )

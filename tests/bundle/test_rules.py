@@ -15,6 +15,7 @@ from local_exporter.bundle.generate import differences, render, write
 from local_exporter.sim.zincati import FAMILIES
 from tests.support.processes import local_exporter_args, python_env
 from tests.support.prometheus import PROMTOOL
+from tests.support.promql import metric_names
 
 ROOT = Path(__file__).resolve().parents[2]
 RULE_FILES = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
@@ -80,22 +81,6 @@ def test_recording_rule_names_and_labels_follow_the_mixin_conventions(rule: dict
 def test_groups_are_small_and_named_briefly() -> None:
     for group in rules.recording_rules(BundleConfig()):
         assert len(group["name"]) <= 40 and len(group["rules"]) <= 20
-
-
-def metric_names(expr: str) -> set[str]:
-    """The metric names an expression reads: identifiers that are not functions, keywords,
-    label names in matchers or grouping clauses, or strings."""
-    expr = re.sub(r'"[^"]*"', '""', expr)
-    expr = re.sub(r"\boffset\s+[0-9a-z]+", " ", expr)
-    expr = re.sub(r"\b(?:by|on|ignoring|without|group_left|group_right)\s*\([^)]*\)", " ", expr)
-    expr = re.sub(r"\{[^}]*\}", "", expr)
-    expr = re.sub(r"\[[^\]]*\]", "", expr)
-    tokens = {
-        match.group()
-        for match in re.finditer(r"[a-zA-Z_:][a-zA-Z0-9_:]*", expr)
-        if not expr[match.end() :].lstrip().startswith("(")
-    }
-    return tokens - {"and", "or", "unless", "bool", "offset"}
 
 
 def test_every_metric_a_rule_reads_is_emitted_or_recorded() -> None:

@@ -1,0 +1,70 @@
+"""What several dashboards share: label matchers, variables, and how each phase looks."""
+
+from __future__ import annotations
+
+from local_exporter.bundle import rules
+from local_exporter.bundle.config import BundleConfig
+from local_exporter.bundle.dashboards.style import BAD, GOOD, IDLE, WARN, Variable
+
+#: Phase -> (what a stat calls it, colour, what it means). Every phase of rules.PHASES.
+PHASE_STYLE: dict[str, tuple[str, str, str]] = {
+    "up_to_date": ("Up to date", GOOD, "On the newest version of its stream."),
+    "checking": ("Behind, checking", "blue", "Behind the newest version and idle: checking for updates."),
+    "staging": ("Staging", "light-blue", "Downloading and deploying an update."),
+    "staged": ("Staged, waiting to reboot", "purple", "Update staged; waiting for users, its strategy or a reboot."),
+    "waiting_lock": ("Waiting for reboot lock", WARN, "Staged, refused a reboot slot: every slot is taken."),
+    "rebooted": ("Rebooted into newest", "dark-green", "Started on the newest version within the phase window."),
+    "error": ("Error", BAD, "An update check, deploy, finalization, status query or FleetLock call failed."),
+    "disabled": ("Updates disabled", IDLE, "Automatic updates are turned off on the host."),
+    "stale": ("Stale", "dark-orange", "The agent stopped refreshing: its update loop is stuck."),
+    "down": ("Down", "dark-red", "The bridge answers, but not with the agent's metrics."),
+}
+assert set(PHASE_STYLE) == set(rules.PHASES), "every recorded phase needs a look"
+
+
+def phase_code(phase: str) -> int:
+    """A phase as a number (its priority, 1 first), for panels that draw one series of states."""
+    return rules.PHASES.index(phase) + 1
+
+
+def fleet(config: BundleConfig, extra: str = "") -> str:
+    """Matchers of the fleet variables, for agents' series and the rules recorded from them."""
+    matchers = [f'{config.cluster_label}=~"${config.cluster_label}"', 'job=~"$job"']
+    if config.group_label:
+        matchers.append(f'{config.group_label}=~"${config.group_label}"')
+    if extra:
+        matchers.append(extra)
+    return "{" + ", ".join(matchers) + "}"
+
+
+def host(config: BundleConfig, extra: str = "") -> str:
+    """Matchers of the fleet variables and the chosen host(s)."""
+    return fleet(config, ", ".join(m for m in ('instance=~"$instance"', extra) if m))
+
+
+def fleet_variables(config: BundleConfig, source: str) -> list[Variable]:
+    """cluster (hidden unless multi-cluster), job and the group label, each listed from `source`
+    (a metric or recording rule that carries them) within the choices made before it."""
+    chosen: list[str] = []
+    variables = []
+    labels = [(config.cluster_label, "Cluster", ".*", not config.show_multi_cluster), ("job", "Job", ".+", False)]
+    if config.group_label:
+        labels.append((config.group_label, config.group_label.capitalize(), ".+", False))
+    for label, title, all_value, hidden in labels:
+        selector = "{" + ", ".join(chosen) + "}" if chosen else ""
+        variables.append(
+            Variable(label, title, f"label_values({source}{selector}, {label})", all_value=all_value, hidden=hidden)
+        )
+        chosen.append(f'{label}=~"${label}"')
+    return variables
+
+
+def instance_variable(config: BundleConfig, metric: str, *, multi: bool) -> Variable:
+    """The hosts of the chosen fleet that expose `metric`: one to drill into, or several."""
+    return Variable(
+        "instance",
+        "Host",
+        f"label_values({metric}{fleet(config)}, instance)",
+        multi=multi,
+        all_value=".+" if multi else None,
+    )

@@ -1,0 +1,164 @@
+"""Host drill-down: one host's update history: its phase over time, the versions it booted,
+how fresh its agent is, its errors by kind and how it dealt with the reboot lock."""
+
+from __future__ import annotations
+
+from local_exporter.bundle import names, rules
+from local_exporter.bundle.config import BundleConfig
+from local_exporter.bundle.dashboards import common
+from local_exporter.bundle.dashboards.style import (
+    BAD,
+    GOOD,
+    Dashboard,
+    Query,
+    Row,
+    stat,
+    state_timeline,
+    timeseries,
+    value_mappings,
+)
+
+SLUG = "host"
+
+
+def dashboard(config: BundleConfig) -> Dashboard:
+    host = common.host(config)
+
+    def moved(metric: str, by: str = "") -> str:
+        grouping = f" by ({by})" if by else ""
+        return f"sum{grouping} (increase({metric}{host}[$__rate_interval]))"
+
+    # One series whose value is the phase's number, so that the timeline is one row of states.
+    in_phase = {phase: common.host(config, f'phase="{phase}"') for phase in rules.PHASES}
+    phase_number = "\nor\n".join(
+        f"max({rules.PHASE}{in_phase[phase]}) * {common.phase_code(phase)}" for phase in rules.PHASES
+    )
+    phase_mappings = value_mappings(
+        (common.phase_code(phase), title, colour) for phase, (title, colour, _) in common.PHASE_STYLE.items()
+    )
+    now = [
+        stat(
+            "Phase",
+            "The host's update phase at the last evaluation of the rules.",
+            "none",
+            [Query(f"({phase_number})", instant=True)],
+            mappings=phase_mappings,
+            width=6,
+        ),
+        stat(
+            "Booted version",
+            "The OS version the host runs, and its stream.",
+            "none",
+            [
+                Query(
+                    f"max by (os_version, stream) ({names.OS_INFO}{host})",
+                    legend="{{os_version}} ({{stream}})",
+                    instant=True,
+                )
+            ],
+            text_mode="name",
+            width=6,
+        ),
+        stat(
+            "Last refresh",
+            "Time since the agent last ran its update loop: about 5 minutes at most while updates are on, "
+            "3 hours when they are off.",
+            "s",
+            [Query(f"time() - max({names.LAST_REFRESH}{host})", instant=True)],
+            steps=((None, GOOD), (config.stale_after_seconds, BAD)),
+            width=4,
+        ),
+        stat(
+            "Agent up for",
+            "Time since the agent started: it restarts at every reboot, so this is also the time since the last boot.",
+            "s",
+            [Query(f"time() - max({names.PROCESS_START}{host})", instant=True)],
+            width=4,
+        ),
+        stat(
+            "Strategy",
+            "How the host decides when to reboot: immediately, through a FleetLock server, or in maintenance windows.",
+            "none",
+            [Query(f"max by (strategy) ({names.STRATEGY}{host})", legend="{{strategy}}", instant=True)],
+            text_mode="name",
+            width=4,
+        ),
+    ]
+    history = [
+        state_timeline(
+            "Phase over time",
+            "The host's update phase at each evaluation of the rules.",
+            "none",
+            [Query(phase_number, legend="phase")],
+            mappings=phase_mappings,
+            height=4,
+        ),
+        state_timeline(
+            "Booted version over time",
+            "Which version the host ran when: a new band starts at each reboot into an update.",
+            "none",
+            [Query(f"max by (os_version) ({names.OS_INFO}{host})", legend="{{os_version}}")],
+            mappings=value_mappings([(1, "booted", GOOD)]),
+            height=5,
+        ),
+    ]
+    errors = [
+        timeseries(
+            "Errors by kind",
+            "Failed update checks (by the server's error kind), deploys, finalizations, status queries and driver "
+            "registrations, per interval.",
+            "none",
+            [
+                Query(moved(names.CHECK_ERRORS, "kind"), legend="update check: {{kind}}"),
+                Query(moved(names.DEPLOY_FAILURES), legend="deploy"),
+                Query(moved(names.FINALIZE_FAILURES), legend="finalize"),
+                Query(moved(names.STATUS_FAILURES), legend="rpm-ostree status"),
+                Query(moved(names.REGISTER_FAILURES), legend="driver registration"),
+            ],
+            bars=True,
+        ),
+        timeseries(
+            "Update activity",
+            "Update checks, deploy attempts and finalization attempts per interval: what the agent is doing.",
+            "none",
+            [
+                Query(moved(names.CHECKS), legend="update checks"),
+                Query(moved(names.DEPLOY_ATTEMPTS), legend="deploy attempts"),
+                Query(moved(names.FINALIZATION_ATTEMPTS), legend="finalization attempts"),
+                Query(moved(names.POSTPONED_FINALIZATIONS), legend="postponed for users"),
+            ],
+            bars=True,
+        ),
+    ]
+    lock = [
+        timeseries(
+            "Reboot lock requests",
+            "FleetLock requests by api (pre-reboot takes a slot, steady-state releases it), and the refusals by kind "
+            "(failed_lock or lock_held: every slot taken).",
+            "none",
+            [
+                Query(moved(names.LOCK_REQUESTS, "api"), legend="{{api}} requests"),
+                Query(moved(names.LOCK_ERRORS, "api, kind"), legend="{{api}} refused: {{kind}}"),
+            ],
+            bars=True,
+        ),
+        timeseries(
+            "May it reboot?",
+            "The strategy's answers when the host asked to finalize: allow, deny (outside a maintenance window) or "
+            "error (a busy reboot lock).",
+            "none",
+            [Query(moved(names.CAN_FINALIZE, "response"), legend="{{response}}")],
+            bars=True,
+        ),
+    ]
+    return Dashboard(
+        slug=SLUG,
+        title="OS updates / Host",
+        description="One host's update phase, versions, errors and reboot-lock interaction over time.",
+        variables=[
+            *common.fleet_variables(config, rules.HOSTS_BY_STREAM),
+            common.instance_variable(config, names.OS_INFO, multi=False),
+        ],
+        rows=[Row("Now", now), Row("History", history), Row("Errors and activity", errors), Row("Reboot lock", lock)],
+        time_from="now-7d",
+    )

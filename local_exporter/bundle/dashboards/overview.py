@@ -1,0 +1,117 @@
+"""Fleet rollout overview: how many hosts report, where each is in its update, and how far the
+rollout to the newest version of each stream has come. Reads recording rules only."""
+
+from __future__ import annotations
+
+from local_exporter.bundle import rules
+from local_exporter.bundle.config import BundleConfig
+from local_exporter.bundle.dashboards import common
+from local_exporter.bundle.dashboards.style import (
+    GOOD,
+    WARN,
+    Dashboard,
+    Query,
+    Row,
+    dashboard_uid,
+    field_unit,
+    fixed_colour,
+    rename,
+    stat,
+    table,
+    time_range_link,
+    timeseries,
+)
+
+SLUG = "overview"
+#: Time ranges one click away (Nebraska shows the last day, week and month).
+QUICK_RANGES = ("1h", "1d", "7d", "30d")
+
+
+def dashboard(config: BundleConfig) -> Dashboard:
+    fleet = common.fleet(config)
+
+    def phase_filter(phase: str) -> str:
+        return common.fleet(config, f'phase="{phase}"')
+
+    hosts = stat(
+        "Hosts reporting",
+        "Hosts whose agent was read at the last evaluation, on every stream.",
+        "none",
+        [Query(f"sum({rules.HOSTS_BY_STREAM}{fleet})", instant=True)],
+        width=4,
+        graph=True,
+    )
+    newest = stat(
+        "On the newest version",
+        "Share of the hosts that run the newest version of their stream.",
+        "percentunit",
+        [
+            Query(
+                f"sum({rules.HOSTS_ON_NEWEST}{fleet}) / sum({rules.HOSTS_BY_STREAM}{fleet})",
+                instant=True,
+            )
+        ],
+        width=4,
+        steps=((None, WARN), (1, GOOD)),
+        graph=True,
+    )
+    phase_stats = [
+        stat(
+            title,
+            f"Hosts in phase `{phase}`: {meaning}",
+            "none",
+            [Query(f"sum({rules.HOSTS_BY_PHASE}{phase_filter(phase)}) or vector(0)", instant=True)],
+            width=4,
+            steps=((None, colour),),
+        )
+        for phase, (title, colour, meaning) in common.PHASE_STYLE.items()
+    ]
+    over_time = timeseries(
+        "Hosts per phase",
+        "Every host counted once, in the first phase that applies (docs/alerting.md lists the order).",
+        "none",
+        [Query(f"sum by (phase) ({rules.HOSTS_BY_PHASE}{fleet})", legend="{{phase}}")],
+        width=24,
+        height=9,
+        stacked=True,
+        overrides=[fixed_colour(phase, colour) for phase, (_, colour, _) in common.PHASE_STYLE.items()],
+    )
+    progress = timeseries(
+        "Rollout progress per stream",
+        "Share of each stream's hosts on its newest version: a rollout climbs to 100 %.",
+        "percentunit",
+        [Query(f"sum by (stream) ({rules.NEWEST_RATIO}{fleet})", legend="{{stream}}")],
+        width=16,
+        max_value=1,
+    )
+    newest_table = table(
+        "Newest version per stream",
+        "The version each stream is rolling out (the one whose first host booted last), and how many hosts run it.",
+        "none",
+        [
+            Query(f"max by (stream, os_version) ({rules.NEWEST}{fleet})", instant=True, table=True),
+            Query(f"sum by (stream) ({rules.HOSTS_ON_NEWEST}{fleet})", instant=True, table=True),
+            Query(f"sum by (stream) ({rules.NEWEST_RATIO}{fleet})", instant=True, table=True),
+        ],
+        transformations=[
+            {"id": "merge", "options": {}},
+            rename(
+                {"stream": "Stream", "os_version": "Newest version", "Value #B": "Hosts on it", "Value #C": "Share"},
+                exclude=("Time", "Value #A"),
+            ),
+        ],
+        overrides=[field_unit("Share", "percentunit")],
+        width=8,
+    )
+    return Dashboard(
+        slug=SLUG,
+        title="OS updates / Fleet rollout overview",
+        description="Hosts per update phase and rollout progress toward the newest version of each stream.",
+        variables=common.fleet_variables(config, rules.HOSTS_BY_STREAM),
+        rows=[
+            Row("Now", [hosts, newest, *phase_stats[:4], *phase_stats[4:]]),
+            Row("Over time", [over_time]),
+            Row("Rollout", [progress, newest_table]),
+        ],
+        links=[time_range_link(dashboard_uid(config, SLUG), r) for r in QUICK_RANGES],
+    )
