@@ -58,7 +58,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
     phase_stats = [
         stat(
             title,
-            f"Hosts in phase `{phase}`: {meaning}",
+            f"Hosts in phase `{phase}`: {meaning[0].lower()}{meaning[1:]}",
             "none",
             [Query(f"sum({rules.HOSTS_BY_PHASE}{phase_filter(phase)}) or vector(0)", instant=True)],
             width=4,

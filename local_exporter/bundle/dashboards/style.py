@@ -27,11 +27,68 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 SCHEMA_VERSION = 39
 #: The grid is 24 units wide.
 GRID_WIDTH = 24
-#: Keys grafanalib writes that a modern dashboard does not have.
-_OBSOLETE_DASHBOARD_KEYS = ("__inputs", "rows", "hideControls", "sharedCrosshair", "style", "gnetId", "version")
-_OBSOLETE_PANEL_KEYS = ("span", "height", "minSpan", "error", "repeatDirection", "editable")
-#: grafanalib's target keys for Graphite and Grafana 6 (`expr` is the query).
-_OBSOLETE_TARGET_KEYS = ("query", "target", "metric", "step", "interval")
+#: The keys Grafana's dashboard schema (@grafana/schema, tests/data/grafana) allows; grafanalib
+#: writes more, from Grafana 6 and Graphite, which `to_json` drops.
+_DASHBOARD_KEYS = frozenset(
+    [
+        "annotations",
+        "description",
+        "editable",
+        "graphTooltip",
+        "links",
+        "panels",
+        "refresh",
+        "schemaVersion",
+        "tags",
+        "templating",
+        "time",
+        "timepicker",
+        "timezone",
+        "title",
+        "uid",
+    ]
+)
+_PANEL_KEYS = frozenset(
+    [
+        "datasource",
+        "description",
+        "fieldConfig",
+        "gridPos",
+        "id",
+        "interval",
+        "links",
+        "maxDataPoints",
+        "options",
+        "targets",
+        "timeFrom",
+        "timeShift",
+        "title",
+        "transformations",
+        "transparent",
+        "type",
+    ]
+)
+_ROW_KEYS = frozenset(["collapsed", "gridPos", "id", "panels", "title", "type"])
+_VARIABLE_KEYS = frozenset(
+    [
+        "allValue",
+        "current",
+        "datasource",
+        "hide",
+        "includeAll",
+        "label",
+        "multi",
+        "name",
+        "options",
+        "query",
+        "refresh",
+        "regex",
+        "sort",
+        "type",
+    ]
+)
+_TIMEPICKER_KEYS = frozenset(("refresh_intervals",))
+_TARGET_KEYS = frozenset(["datasource", "expr", "format", "hide", "instant", "intervalFactor", "legendFormat", "refId"])
 
 
 @dataclass(frozen=True)
@@ -362,17 +419,34 @@ def _placed(panel: g.Panel, position: g.GridPos) -> g.Panel:
 
 
 def to_json(dashboard: g.Dashboard) -> str:
-    """Sorted, stable JSON with grafanalib's nulls and obsolete keys removed."""
-    data = json.loads(json.dumps(dashboard.to_json_data(), cls=DashboardEncoder))
-    for key in _OBSOLETE_DASHBOARD_KEYS:
-        data.pop(key, None)
-    for panel in data["panels"]:
-        for key in _OBSOLETE_PANEL_KEYS:
-            panel.pop(key, None)
-        for target in panel.get("targets", []):
-            for key in _OBSOLETE_TARGET_KEYS:
-                target.pop(key, None)
+    """Sorted, stable JSON of the keys Grafana's schema knows, without grafanalib's nulls."""
+    data = _only(json.loads(json.dumps(dashboard.to_json_data(), cls=DashboardEncoder)), _DASHBOARD_KEYS)
+    data["panels"] = [_panel(p) for p in data["panels"]]
+    data["templating"]["list"] = [_variable(v) for v in data["templating"]["list"]]
+    data["timepicker"] = _only(data["timepicker"], _TIMEPICKER_KEYS)
     return json.dumps(_without_nulls(data), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def _only(data: dict[str, Any], keys: frozenset[str]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k in keys}
+
+
+def _panel(panel: dict[str, Any]) -> dict[str, Any]:
+    if panel["type"] == "row":
+        return _only({**panel, "panels": []}, _ROW_KEYS)
+    panel = _only(panel, _PANEL_KEYS)
+    panel["targets"] = [_only(t, _TARGET_KEYS) for t in panel["targets"]]
+    return panel
+
+
+def _variable(variable: dict[str, Any]) -> dict[str, Any]:
+    variable = _only(variable, _VARIABLE_KEYS)
+    current = {k: v for k, v in variable.get("current", {}).items() if k in ("selected", "text", "value")}
+    if current.get("value") is None:
+        variable.pop("current", None)  # Grafana picks the first option (the default data source)
+    else:
+        variable["current"] = current
+    return variable
 
 
 def _without_nulls(value: Any, parent: str = "") -> Any:
