@@ -10,6 +10,7 @@ import contextlib
 import json
 import shutil
 import subprocess
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,18 @@ class Prometheus:
         """The instant vector for `promql` now (raises on an API error)."""
         self.queries.append(promql)
         answer = http_get(f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql}))
+        data = json.loads(answer.body)
+        if answer.status != 200 or data.get("status") != "success":
+            raise AssertionError(f"query {promql!r}: HTTP {answer.status}: {answer.text}")
+        result: list[Sample] = data["data"]["result"]
+        return result
+
+    def query_range(self, promql: str, seconds: float, step: float = 1.0) -> list[Sample]:
+        """The range vector for `promql` over the last `seconds` (raises on an API error)."""
+        self.queries.append(promql)
+        end = time.time()
+        params = {"query": promql, "start": f"{end - seconds:.3f}", "end": f"{end:.3f}", "step": str(step)}
+        answer = http_get(f"{self.url}/api/v1/query_range?" + urllib.parse.urlencode(params))
         data = json.loads(answer.body)
         if answer.status != 200 or data.get("status") != "success":
             raise AssertionError(f"query {promql!r}: HTTP {answer.status}: {answer.text}")

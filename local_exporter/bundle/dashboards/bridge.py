@@ -25,6 +25,8 @@ SLUG = "bridge"
 
 def dashboard(config: BundleConfig) -> Dashboard:
     fleet = common.fleet(config)
+    # `up` is every job's: the bridge selector keeps the bridges' (the job variable's "All" is .+).
+    bridge_up = common.fleet(config, config.bridge_selector)
     chosen = common.host(config, 'selector=~"$selector"')
     failed = 'outcome!~"success|cancelled"'
     fleet_failed = common.fleet(config, failed)
@@ -39,11 +41,20 @@ def dashboard(config: BundleConfig) -> Dashboard:
 
     fleet_panels = [
         stat(
-            "Bridges up",
-            "Bridges whose /metrics answered the last scrape, of all the chosen jobs' targets.",
+            "Bridges answering",
+            "Bridges that answered their last scrape of /metrics (each exposes its build info).",
             "none",
-            [Query(f"sum(up{fleet})", instant=True)],
-            width=6,
+            [Query(f"count({names.BRIDGE_BUILD_INFO}{fleet})")],
+            width=4,
+            graph=True,
+        ),
+        stat(
+            "Bridges not answering",
+            "Bridges whose last scrape of /metrics failed: nothing is known of those hosts.",
+            "none",
+            [Query(f"count({names.UP}{bridge_up} == 0) or vector(0)")],
+            steps=((None, GOOD), (1, BAD)),
+            width=4,
             graph=True,
         ),
         stat(
@@ -58,7 +69,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
                 )
             ],
             steps=((None, GOOD), (0.01, WARN), (0.1, BAD)),
-            width=6,
+            width=4,
             graph=True,
         ),
         timeseries(

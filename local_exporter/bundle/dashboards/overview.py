@@ -34,10 +34,10 @@ def dashboard(config: BundleConfig) -> Dashboard:
         return common.fleet(config, f'phase="{phase}"')
 
     hosts = stat(
-        "Hosts reporting",
-        "Hosts whose agent was read at the last evaluation, on every stream.",
+        "Hosts",
+        "Every host the agent job scrapes, read or not: the phases below add up to it.",
         "none",
-        [Query(f"sum({rules.HOSTS_BY_STREAM}{fleet})", instant=True)],
+        [Query(f"sum({rules.HOSTS_BY_PHASE}{fleet})", instant=True)],
         width=4,
         graph=True,
     )

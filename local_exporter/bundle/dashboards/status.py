@@ -39,7 +39,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
     )
     phases = table(
         "Hosts per phase",
-        "Hosts in each phase and their share of all chosen hosts: the counts add up to the hosts reporting.",
+        "Hosts in each phase and their share of all chosen hosts: the counts add up to every host scraped.",
         "none",
         [
             Query(f"sum by (phase) ({rules.HOSTS_BY_PHASE}{fleet})", instant=True, table=True),

@@ -1,0 +1,156 @@
+"""The decisive test: every panel's query, with its dashboard's variables filled in as Grafana
+would, returns data from a real Prometheus that scrapes a simulated FleetLock rollout through
+real bridges and evaluates the generated recording rules; and the numbers add up.
+
+The fleet runs 60 times faster than real time, so the rules come from a config whose windows
+are scaled the same way (as in tests/bundle/test_phases_live.py); the dashboards' queries do
+not depend on those windows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from local_exporter.bundle import dashboards
+from local_exporter.bundle.config import BundleConfig
+from local_exporter.bundle.generate import write
+from local_exporter.sim.live import LiveOptions
+from local_exporter.sim.scenario import FaultSpec, FleetSpec, ReleaseSpec, Scenario
+from tests.support.fleet import live_fleet
+from tests.support.prometheus import Prometheus, running_prometheus, value
+from tests.support.promql import substituted
+
+OLD, NEW = "40.20240504.3.0", "40.20240519.3.0"
+HOSTS = 12
+SPEED = 60.0
+FAST = BundleConfig(
+    rollout_rules_interval="1s", phase_window="30s", stale_after_seconds=20, disabled_stale_after_seconds=600
+)
+#: The host the drill-down is pointed at: it takes a reboot slot and fails to finalize, so it has
+#: errors, FleetLock requests and answers from its strategy.
+DRILLED = 3
+#: Grafana's interval variables at a 1 s scrape interval, and the range a table covers.
+INTERVALS = {"__rate_interval": "10s", "__range": "2m"}
+#: How far back a time-series panel's query reaches.
+RANGE_SECONDS = 90.0
+
+Panel = dict[str, Any]
+
+
+def scenario() -> Scenario:
+    fleet = FleetSpec(hosts=HOSTS, version=OLD, strategy="fleet_lock", groups=(("default", 2),))
+    return Scenario(
+        "dashboards",
+        "",
+        duration=24 * 3600.0,
+        fleet=fleet,
+        releases=(ReleaseSpec(NEW, 300.0, rollout=600.0),),
+        faults=(
+            FaultSpec("keeps_slot", (DRILLED,)),
+            FaultSpec("check_errors", (6,), error="generic_http_503"),
+            FaultSpec("check_errors", (7,), error="client_failed_request"),
+            FaultSpec("deploy_failures", (8,)),
+            FaultSpec("updates_disabled", (9,)),
+            FaultSpec("agent_down", (10,), 600.0, None),
+        ),
+        reboot=30.0,
+    )
+
+
+def _variables(dashboard: dict[str, Any], drilled: str) -> dict[str, str]:
+    values = {**INTERVALS}
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            values[variable["name"]] = variable.get("allValue") or drilled
+    return values
+
+
+def _targets(rendered: dict[str, str], drilled: str) -> list[tuple[str, Panel, dict[str, Any], str]]:
+    """(dashboard title, panel, target, query with the variables filled in) for every target."""
+    out = []
+    for text in rendered.values():
+        dashboard = json.loads(text)
+        values = _variables(dashboard, drilled)
+        for panel in dashboard["panels"]:
+            for target in panel.get("targets", []):
+                out.append((dashboard["title"], panel, target, substituted(target["expr"], values)))
+    return out
+
+
+def _has_data(prometheus: Prometheus, target: dict[str, Any], query: str) -> bool:
+    if target["instant"]:
+        return bool(prometheus.query(query))
+    return any(series["values"] for series in prometheus.query_range(query, RANGE_SECONDS, 2.0))
+
+
+def _instant(prometheus: Prometheus, query: str) -> list[dict[str, Any]]:
+    return prometheus.query(query)
+
+
+@pytest.mark.timeout(300)
+async def test_every_panel_query_returns_data_and_the_numbers_add_up(short_dir: Path, tmp_path: Path) -> None:
+    live_scenario = scenario()
+    drilled = live_scenario.fleet.host_name(DRILLED)
+    write(tmp_path / "bundle", FAST)
+    rule_file = tmp_path / "bundle" / "prometheus" / "rules" / "recording.yml"
+    rendered = dashboards.render(FAST)
+    targets = _targets(rendered, drilled)
+    options = LiveOptions(short_dir, speed=SPEED, bridge_port_base=0, airlock_port=0, scrape_interval="1s")
+    async with live_fleet(live_scenario, options):
+        jobs = yaml.safe_load((short_dir / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]
+        with running_prometheus(tmp_path / "prometheus", jobs, rule_files=[rule_file]) as prometheus:
+
+            def empty() -> list[str]:
+                return [
+                    f"{title} / {panel['title']}: {query}"
+                    for title, panel, target, query in targets
+                    if not _has_data(prometheus, target, query)
+                ]
+
+            deadline = time.monotonic() + 180
+            missing = await asyncio.to_thread(empty)
+            while missing and time.monotonic() < deadline:
+                print(f"{len(missing)} empty:", *missing[:5], sep="\n  ")
+                await asyncio.sleep(3)
+                missing = await asyncio.to_thread(empty)
+            assert missing == [], "\n".join(missing)
+
+            def query_of(dashboard: str, panel_title: str, ref: str = "A") -> str:
+                return next(
+                    q for t, p, target, q in targets if t == dashboard and p["title"] == panel_title and target["refId"] == ref
+                )
+
+            overview = "OS updates / Fleet rollout overview"
+            # The phase stats add up to the host count, and that is every host of the fleet.
+            phase_titles = [
+                p["title"] for t, p, _, _ in targets if t == overview and "Hosts in phase" in p.get("description", "")
+            ]
+            assert len(phase_titles) == 10
+            counts = await asyncio.to_thread(
+                lambda: [value(_instant(prometheus, query_of(overview, title))[0]) for title in phase_titles]
+            )
+            hosts = await asyncio.to_thread(lambda: value(_instant(prometheus, query_of(overview, "Hosts"))[0]))
+            assert sum(counts) == hosts == HOSTS
+
+            # The version breakdown's shares of each stream add up to 100 %.
+            shares = await asyncio.to_thread(
+                _instant, prometheus, query_of("OS updates / Version breakdown", "Version breakdown", "B")
+            )
+            per_stream: dict[str, float] = {}
+            for sample in shares:
+                stream = sample["metric"]["stream"]
+                per_stream[stream] = per_stream.get(stream, 0.0) + value(sample)
+            assert per_stream and all(abs(total - 1.0) < 1e-9 for total in per_stream.values()), per_stream
+
+            # The status breakdown's shares of the phases add up to 100 % too.
+            phase_shares = await asyncio.to_thread(
+                _instant, prometheus, query_of("OS updates / Status breakdown", "Hosts per phase", "B")
+            )
+            assert abs(sum(value(s) for s in phase_shares) - 1.0) < 1e-9
