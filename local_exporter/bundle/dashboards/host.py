@@ -12,6 +12,7 @@ from local_exporter.bundle.dashboards.style import (
     Dashboard,
     Query,
     Row,
+    combined,
     stat,
     state_timeline,
     timeseries,
@@ -109,11 +110,16 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "registrations, per interval.",
             "none",
             [
-                Query(moved(names.CHECK_ERRORS, "kind"), legend="update check: {{kind}}"),
-                Query(moved(names.DEPLOY_FAILURES), legend="deploy"),
-                Query(moved(names.FINALIZE_FAILURES), legend="finalize"),
-                Query(moved(names.STATUS_FAILURES), legend="rpm-ostree status"),
-                Query(moved(names.REGISTER_FAILURES), legend="driver registration"),
+                combined(
+                    [
+                        ("update check", moved(names.CHECK_ERRORS, "kind")),
+                        ("deploy", moved(names.DEPLOY_FAILURES)),
+                        ("finalize", moved(names.FINALIZE_FAILURES)),
+                        ("rpm-ostree status", moved(names.STATUS_FAILURES)),
+                        ("driver registration", moved(names.REGISTER_FAILURES)),
+                    ],
+                    legend="{{series}} {{kind}}",
+                )
             ],
             bars=True,
         ),
@@ -122,10 +128,15 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "Update checks, deploy attempts and finalization attempts per interval: what the agent is doing.",
             "none",
             [
-                Query(moved(names.CHECKS), legend="update checks"),
-                Query(moved(names.DEPLOY_ATTEMPTS), legend="deploy attempts"),
-                Query(moved(names.FINALIZATION_ATTEMPTS), legend="finalization attempts"),
-                Query(moved(names.POSTPONED_FINALIZATIONS), legend="postponed for users"),
+                combined(
+                    [
+                        ("update checks", moved(names.CHECKS)),
+                        ("deploy attempts", moved(names.DEPLOY_ATTEMPTS)),
+                        ("finalization attempts", moved(names.FINALIZATION_ATTEMPTS)),
+                        ("postponed for users", moved(names.POSTPONED_FINALIZATIONS)),
+                    ],
+                    legend="{{series}}",
+                )
             ],
             bars=True,
         ),
@@ -137,8 +148,13 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "(failed_lock or lock_held: every slot taken).",
             "none",
             [
-                Query(moved(names.LOCK_REQUESTS, "api"), legend="{{api}} requests"),
-                Query(moved(names.LOCK_ERRORS, "api, kind"), legend="{{api}} refused: {{kind}}"),
+                combined(
+                    [
+                        ("requests", moved(names.LOCK_REQUESTS, "api")),
+                        ("refused", moved(names.LOCK_ERRORS, "api, kind")),
+                    ],
+                    legend="{{api}} {{series}} {{kind}}",
+                )
             ],
             bars=True,
         ),

@@ -101,6 +101,16 @@ class Query:
     table: bool = False
 
 
+def combined(parts: Sequence[tuple[str, str]], legend: str) -> Query:
+    """Several expressions as one query, each series tagged `series="<its name>"`.
+
+    An agent's error and activity families appear lazily, at their first move: as separate
+    targets most would be empty for a given host; as one query the panel shows whichever exist.
+    """
+    expr = "\nor\n".join(f'label_replace({e}, "series", "{name}", "", "")' for name, e in parts)
+    return Query(expr, legend=legend)
+
+
 @dataclass(frozen=True)
 class Variable:
     """A dashboard variable from a `label_values()` query."""

@@ -48,7 +48,11 @@ EXCEPTIONS: dict[tuple[str, str, str], str] = {
         "`up` of the bridges has no cheaper recorded form: one sample per host"
     ),
     ("local-exporter-bridge", "Bridges answering", "instance matcher"): "a fleet-wide count, above the chosen hosts",
-    ("local-exporter-bridge", "Bridges not answering", "instance matcher"): "a fleet-wide count, above the chosen hosts",
+    (
+        "local-exporter-bridge",
+        "Bridges not answering",
+        "instance matcher",
+    ): "a fleet-wide count, above the chosen hosts",
     ("local-exporter-bridge", "Scrapes failing", "instance matcher"): "a fleet-wide share from a recording rule",
     ("local-exporter-bridge", "Scrapes by selector and outcome", "instance matcher"): (
         "fleet-wide, from a recording rule that has no instance"

@@ -124,7 +124,9 @@ async def test_every_panel_query_returns_data_and_the_numbers_add_up(short_dir: 
 
             def query_of(dashboard: str, panel_title: str, ref: str = "A") -> str:
                 return next(
-                    q for t, p, target, q in targets if t == dashboard and p["title"] == panel_title and target["refId"] == ref
+                    q
+                    for t, p, target, q in targets
+                    if t == dashboard and p["title"] == panel_title and target["refId"] == ref
                 )
 
             overview = "OS updates / Fleet rollout overview"
