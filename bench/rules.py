@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,43 +32,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from procs import ROOT, free_port, http_ok, rss_mb, stop
+from procs import ROOT, free_port, rss_mb, stop
 
 sys.path.insert(0, str(ROOT))
 
-from local_exporter.sim.history import write_history
-from local_exporter.sim.scenario import FleetSpec, ReleaseSpec, Scenario, parse_duration
+from backfilled import backfill, rule_files, start_prometheus
+
+from local_exporter.sim.scenario import parse_duration
 
 EVALUATION_INTERVAL = 15
-
-
-def scenario(hosts: int, minutes: float, end: float) -> Scenario:
-    # A rollout in progress at the end: half the wariness window has passed.
-    fleet = FleetSpec(hosts=hosts, version="40.20240504.3.0", strategy="fleet_lock", groups=(("default", 50),))
-    duration = minutes * 60
-    release = ReleaseSpec("40.20240519.3.0", at=duration / 4, rollout=duration * 1.5)
-    return Scenario("rules-bench", "", duration, fleet, (release,), start=end - duration)
-
-
-def prometheus(directory: Path, port: int) -> subprocess.Popen[bytes]:
-    config = directory / "prometheus.yml"
-    rule_files = sorted(str(path) for path in (ROOT / "prometheus" / "rules").glob("*.yml"))
-    config.write_text(
-        json.dumps({"global": {"evaluation_interval": f"{EVALUATION_INTERVAL}s"}, "rule_files": rule_files})
-    )
-    log = (directory / "prometheus.log").open("wb")
-    return subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={config}",
-            f"--storage.tsdb.path={directory / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--storage.tsdb.retention.time=2d",
-            "--log.level=warn",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
 
 
 def rules_api(port: int) -> list[dict[str, Any]]:
@@ -92,27 +63,13 @@ def case(hosts: int, minutes: float, interval: float, evaluations: int, port: in
         # Generation and loading together take about 16 samples per host and scrape at
         # ~50 k samples/s (measured: 113 k/s to generate, ~100 k/s in promtool).
         lead = 30 + hosts * (minutes * 60 / interval + 1) * 16 / 50_000
-        began = time.perf_counter()
-        history = write_history(scenario(hosts, minutes, time.time() + lead), directory / "h.om", interval=interval)
-        generated = time.perf_counter() - began
-        began = time.perf_counter()
-        subprocess.run(
-            ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(directory / "h.om"), str(directory / "data")],
-            check=True,
-            capture_output=True,
-        )
-        loaded = time.perf_counter() - began
-        (directory / "h.om").unlink()
-        late = time.time() - history.end
+        filled = backfill(hosts, minutes, interval, time.time() + lead, directory / "data")
+        late = time.time() - filled.history.end
         if late > 120:
             return [f"{hosts} hosts: loading ended {late:.0f} s after the history did: lower the rate estimate"]
-        time.sleep(max(0.0, history.end - time.time()) + 2)
-        server = prometheus(directory, port)
-        deadline = time.monotonic() + 300
-        while not http_ok(f"http://127.0.0.1:{port}/-/ready"):
-            if server.poll() is not None or time.monotonic() > deadline:
-                return [f"{hosts} hosts: Prometheus did not start: {(directory / 'prometheus.log').read_text()[-500:]}"]
-            time.sleep(0.5)
+        time.sleep(max(0.0, filled.history.end - time.time()) + 2)
+        config = {"global": {"evaluation_interval": f"{EVALUATION_INTERVAL}s"}, "rule_files": rule_files()}
+        server = start_prometheus(directory, port, config)
         time.sleep(EVALUATION_INTERVAL * evaluations)
         hosts_seen = series_count(port, "zincati_identity_os_info")
         if hosts_seen == 0:
@@ -121,8 +78,7 @@ def case(hosts: int, minutes: float, interval: float, evaluations: int, port: in
             ]
         groups = rules_api(port)
         lines = [
-            f"### {hosts} hosts ({history.stats.samples:,} samples, {history.stats.series:,} series; "
-            f"generated in {generated:.0f} s, loaded in {loaded:.0f} s; Prometheus RSS {rss_mb(server.pid):.0f} MB)",
+            f"### {hosts} hosts ({filled.summary()}; Prometheus RSS {rss_mb(server.pid):.0f} MB)",
             "",
             "| group / rule | last evaluation ms | series out |",
             "|---|---:|---:|",

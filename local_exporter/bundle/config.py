@@ -55,6 +55,9 @@ class BundleConfig:
     group_label: str = ""
     #: Show the cluster variable and per-cluster breakdowns (several Prometheus behind one view).
     show_multi_cluster: bool = False
+    #: How often Prometheus scrapes the bridges (the example prometheus.yml, and Grafana's data
+    #: source, whose `$__rate_interval` is at least four times it).
+    scrape_interval: str = "30s"
 
     # --- how the signals are computed -----------------------------------------------------------
     #: How often the phase and rollout rules run: phases move over minutes, and at 100,000 hosts
@@ -104,6 +107,8 @@ class BundleConfig:
     dashboard_tags: tuple[str, ...] = ("local-exporter", "os-updates")
     dashboard_refresh: str = "1m"
     dashboard_timezone: str = "utc"
+    #: The Grafana folder the provisioned dashboards go into.
+    dashboard_folder: str = "OS updates"
 
     @property
     def fleet_labels(self) -> tuple[str, ...]:

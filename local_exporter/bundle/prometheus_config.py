@@ -57,9 +57,9 @@ def config_data(config: BundleConfig) -> dict[str, Any]:
     """The configuration as data (what prometheus.yml parses to)."""
     return {
         "global": {
-            "scrape_interval": "30s",
+            "scrape_interval": config.scrape_interval,
             "scrape_timeout": "10s",
-            "evaluation_interval": "30s",
+            "evaluation_interval": config.scrape_interval,
             "external_labels": {config.cluster_label: EXAMPLE_CLUSTER},
         },
         "rule_files": ["rules/*.yml"],

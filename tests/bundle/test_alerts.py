@@ -13,9 +13,9 @@ import yaml
 
 from local_exporter.bundle import alerts, names, rules
 from local_exporter.bundle.config import BundleConfig
+from local_exporter.bundle.promql import metric_names
 from local_exporter.sim.zincati import FAMILIES
 from tests.bundle.test_rules import TEST_FILES
-from tests.support.promql import metric_names
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = ROOT / "docs" / "runbooks.md"

@@ -12,10 +12,10 @@ import yaml
 from local_exporter.bundle import names, rules
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.generate import differences, render, write
+from local_exporter.bundle.promql import metric_names
 from local_exporter.sim.zincati import FAMILIES
 from tests.support.processes import local_exporter_args, python_env
 from tests.support.prometheus import PROMTOOL
-from tests.support.promql import metric_names
 
 ROOT = Path(__file__).resolve().parents[2]
 RULE_FILES = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))

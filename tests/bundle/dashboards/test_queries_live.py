@@ -21,11 +21,11 @@ import yaml
 from local_exporter.bundle import dashboards
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.generate import write
+from local_exporter.bundle.promql import substituted
 from local_exporter.sim.live import LiveOptions
 from local_exporter.sim.scenario import FaultSpec, FleetSpec, ReleaseSpec, Scenario
 from tests.support.fleet import live_fleet
 from tests.support.prometheus import Prometheus, running_prometheus, value
-from tests.support.promql import substituted
 
 OLD, NEW = "40.20240504.3.0", "40.20240519.3.0"
 HOSTS = 12

@@ -1,5 +1,8 @@
-"""Reading PromQL in tests: the metric names an expression reads, and a dashboard query with
-Grafana's variables filled in as Grafana would."""
+"""Reading PromQL without a parser: the metric names an expression reads, the functions around a
+position, and a dashboard query with Grafana's variables filled in as Grafana would.
+
+Used by the tests (lint, live queries) and by bench/dashboards.py; the bundle's own code builds
+PromQL and never needs to read it."""
 
 from __future__ import annotations
 

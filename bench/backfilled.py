@@ -1,0 +1,88 @@
+"""A backfilled simulated fleet and a Prometheus on it: what bench/rules.py and bench/dashboards.py share.
+
+The fleet is a FleetLock rollout in progress (50 reboot slots, half the wariness window passed
+at the end), so that every update phase has hosts. Its history is written as OpenMetrics by the
+simulator and turned into TSDB blocks by `promtool tsdb create-blocks-from openmetrics`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from procs import ROOT, http_ok
+
+from local_exporter.sim.history import History, write_history
+from local_exporter.sim.scenario import FleetSpec, ReleaseSpec, Scenario
+
+
+def scenario(hosts: int, minutes: float, end: float) -> Scenario:
+    # A rollout in progress at the end: half the wariness window has passed.
+    fleet = FleetSpec(hosts=hosts, version="40.20240504.3.0", strategy="fleet_lock", groups=(("default", 50),))
+    duration = minutes * 60
+    release = ReleaseSpec("40.20240519.3.0", at=duration / 4, rollout=duration * 1.5)
+    return Scenario("rules-bench", "", duration, fleet, (release,), start=end - duration)
+
+
+@dataclass(frozen=True)
+class Backfill:
+    history: History
+    generated_s: float
+    loaded_s: float
+
+    def summary(self) -> str:
+        stats = self.history.stats
+        return (
+            f"{stats.samples:,} samples, {stats.series:,} series; "
+            f"generated in {self.generated_s:.0f} s, loaded in {self.loaded_s:.0f} s"
+        )
+
+
+def backfill(hosts: int, minutes: float, interval: float, end: float, data: Path) -> Backfill:
+    """The fleet's history ending at `end`, as blocks in `data`."""
+    om = data.parent / "history.om"
+    began = time.perf_counter()
+    history = write_history(scenario(hosts, minutes, end), om, interval=interval)
+    generated = time.perf_counter() - began
+    began = time.perf_counter()
+    subprocess.run(
+        ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(om), str(data)], check=True, capture_output=True
+    )
+    om.unlink()
+    return Backfill(history, generated, time.perf_counter() - began)
+
+
+def rule_files() -> list[str]:
+    return sorted(str(path) for path in (ROOT / "prometheus" / "rules").glob("*.yml"))
+
+
+def start_prometheus(
+    directory: Path, port: int, config: dict[str, Any], retention: str = "2d", flags: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
+    """Prometheus on 127.0.0.1:`port` with its data in `directory`/data; ready when it returns."""
+    path = directory / "prometheus.yml"
+    path.write_text(json.dumps(config))
+    log = (directory / "prometheus.log").open("ab")
+    server = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={path}",
+            f"--storage.tsdb.path={directory / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--storage.tsdb.retention.time={retention}",
+            "--log.level=warn",
+            *flags,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 300
+    while not http_ok(f"http://127.0.0.1:{port}/-/ready"):
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"Prometheus did not start: {(directory / 'prometheus.log').read_text()[-500:]}")
+        time.sleep(0.5)
+    return server
