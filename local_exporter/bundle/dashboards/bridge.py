@@ -32,12 +32,17 @@ def dashboard(config: BundleConfig) -> Dashboard:
     fleet_failed = common.fleet(config, failed)
     chosen_failed = common.host(config, f'selector=~"$selector", {failed}')
 
+    per_pair = common.by(config, "instance", "selector")
+
     def per_second(metric: str, by: str, selector: str = chosen) -> str:
-        return f"sum by ({by}) (rate({metric}{selector}[$__rate_interval]))"
+        return f"sum{common.by(config, *by.split(', '))} (rate({metric}{selector}[$__rate_interval]))"
 
     def latency(quantile: float) -> Query:
         buckets = per_second(names.BRIDGE_DURATION + "_bucket", "le, selector")
-        return Query(f"histogram_quantile({quantile}, {buckets})", legend=f"{{{{selector}}}} p{round(quantile * 100)}")
+        return Query(
+            f"histogram_quantile({quantile}, {buckets})",
+            legend=common.legend(config, f"{{{{selector}}}} p{round(quantile * 100)}"),
+        )
 
     fleet_panels = [
         stat(
@@ -78,8 +83,8 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "reqps",
             [
                 Query(
-                    f"sum by (selector, outcome) ({rules.BRIDGE_REQUESTS_RATE}{fleet})",
-                    legend="{{selector}} {{outcome}}",
+                    f"sum{common.by(config, 'selector', 'outcome')} ({rules.BRIDGE_REQUESTS_RATE}{fleet})",
+                    legend=common.legend(config, "{{selector}} {{outcome}}"),
                 )
             ],
             stacked=True,
@@ -93,7 +98,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
             [
                 Query(
                     per_second(names.BRIDGE_REQUESTS, "instance, selector, outcome", chosen_failed),
-                    legend="{{instance}} {{selector}} {{outcome}}",
+                    legend=common.legend(config, "{{instance}} {{selector}} {{outcome}}"),
                 )
             ],
         ),
@@ -107,13 +112,18 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "Bytes served",
             "Exposition bytes served per second, before compression, per selector.",
             "Bps",
-            [Query(per_second(names.BRIDGE_RESPONSE_BYTES, "selector"), legend="{{selector}}")],
+            [Query(per_second(names.BRIDGE_RESPONSE_BYTES, "selector"), legend=common.legend(config, "{{selector}}"))],
         ),
         timeseries(
             "Requests refused",
             "Requests refused before reaching a source (unknown selector, bad query, too many in flight), per second.",
             "reqps",
-            [Query(per_second(names.BRIDGE_REJECTED, "reason", common.host(config)), legend="{{reason}}")],
+            [
+                Query(
+                    per_second(names.BRIDGE_REJECTED, "reason", common.host(config)),
+                    legend=common.legend(config, "{{reason}}"),
+                )
+            ],
         ),
         table(
             "Longest since a successful scrape",
@@ -121,7 +131,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "s",
             [
                 Query(
-                    f"topk(20, time() - max by (instance, selector) ({names.BRIDGE_LAST_SUCCESS}{chosen}))",
+                    f"topk(20, time() - max{per_pair} ({names.BRIDGE_LAST_SUCCESS}{chosen}))",
                     instant=True,
                     table=True,
                 )

@@ -42,6 +42,17 @@ def host(config: BundleConfig, extra: str = "") -> str:
     return fleet(config, ", ".join(m for m in ('instance=~"$instance"', extra) if m))
 
 
+def by(config: BundleConfig, *labels: str) -> str:
+    """A grouping clause for a breakdown: with `show_multi_cluster`, each cluster apart."""
+    kept = ((config.cluster_label,) if config.show_multi_cluster else ()) + labels
+    return f" by ({', '.join(kept)})" if kept else ""
+
+
+def legend(config: BundleConfig, text: str) -> str:
+    """A legend for a breakdown made with `by`: the cluster first when several are shown."""
+    return f"{{{{{config.cluster_label}}}}} {text}" if config.show_multi_cluster else text
+
+
 def fleet_variables(config: BundleConfig, source: str) -> list[Variable]:
     """cluster (hidden unless multi-cluster), job and the group label, each listed from `source`
     (a metric or recording rule that carries them) within the choices made before it."""

@@ -81,7 +81,12 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "Failed update checks per second by kind: the update server's error kind, generic_http_<code>, or "
             "client_failed_* for errors on the host's side.",
             "ops",
-            [Query(f"sum by (kind) ({rules.CHECK_ERRORS_RATE}{fleet})", legend="{{kind}}")],
+            [
+                Query(
+                    f"sum{common.by(config, 'kind')} ({rules.CHECK_ERRORS_RATE}{fleet})",
+                    legend=common.legend(config, "{{kind}}"),
+                )
+            ],
             stacked=True,
         ),
         timeseries(
@@ -89,8 +94,14 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "Failed deploys (Zincati abandons a release after 12 in a row) and failed finalizations, per second.",
             "ops",
             [
-                Query(f"sum({rules.DEPLOY_FAILURES_RATE}{fleet})", legend="deploy"),
-                Query(f"sum({rules.FINALIZE_FAILURES_RATE}{fleet})", legend="finalize"),
+                Query(
+                    f"sum{common.by(config)} ({rules.DEPLOY_FAILURES_RATE}{fleet})",
+                    legend=common.legend(config, "deploy"),
+                ),
+                Query(
+                    f"sum{common.by(config)} ({rules.FINALIZE_FAILURES_RATE}{fleet})",
+                    legend=common.legend(config, "finalize"),
+                ),
             ],
         ),
         timeseries(
@@ -98,24 +109,35 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "FleetLock calls that failed, per second. failed_lock / lock_held on pre-reboot is a full reboot "
             "semaphore (waiting, not broken); anything else is an error.",
             "ops",
-            [Query(f"sum by (api, kind) ({rules.LOCK_ERRORS_RATE}{fleet})", legend="{{api}}: {{kind}}")],
+            [
+                Query(
+                    f"sum{common.by(config, 'api', 'kind')} ({rules.LOCK_ERRORS_RATE}{fleet})",
+                    legend=common.legend(config, "{{api}}: {{kind}}"),
+                )
+            ],
             stacked=True,
         ),
         timeseries(
             "Hosts in error",
             "Hosts in phase `error` over time.",
             "none",
-            [Query(f"sum({rules.HOSTS_BY_PHASE}{in_error})", legend="hosts in error")],
+            [
+                Query(
+                    f"sum{common.by(config)} ({rules.HOSTS_BY_PHASE}{in_error})",
+                    legend=common.legend(config, "hosts in error"),
+                )
+            ],
         ),
     ]
     errors = "|".join(ERROR_COUNTERS)
+    per_host = common.by(config, "instance")
     top = table(
         "Hosts with the most errors",
         "The 10 hosts with the most errors and failures of every kind in the chosen time range.",
         "none",
         [
             Query(
-                f'topk(10, sum by (instance) (increase({{__name__=~"{errors}", {fleet[1:-1]}}}[$__range])))',
+                f'topk(10, sum{per_host} (increase({{__name__=~"{errors}", {fleet[1:-1]}}}[$__range])))',
                 instant=True,
                 table=True,
             )

@@ -30,6 +30,17 @@ QUICK_RANGES = ("1h", "1d", "7d", "30d")
 def dashboard(config: BundleConfig) -> Dashboard:
     fleet = common.fleet(config)
 
+    def by(*labels: str) -> str:
+        return common.by(config, *labels)
+
+    def legend(text: str) -> str:
+        return common.legend(config, text)
+
+    # A share is a sum over a sum: the recorded ratios of several jobs or clusters do not add up.
+    share_of_stream = (
+        f"sum{by('stream')} ({rules.HOSTS_ON_NEWEST}{fleet})\n/ sum{by('stream')} ({rules.HOSTS_BY_STREAM}{fleet})"
+    )
+
     def phase_filter(phase: str) -> str:
         return common.fleet(config, f'phase="{phase}"')
 
@@ -70,7 +81,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
         "Hosts per phase",
         "Every host counted once, in the first phase that applies (docs/alerting.md lists the order).",
         "none",
-        [Query(f"sum by (phase) ({rules.HOSTS_BY_PHASE}{fleet})", legend="{{phase}}")],
+        [Query(f"sum{by('phase')} ({rules.HOSTS_BY_PHASE}{fleet})", legend=legend("{{phase}}"))],
         width=24,
         height=9,
         stacked=True,
@@ -80,7 +91,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
         "Rollout progress per stream",
         "Share of each stream's hosts on its newest version: a rollout climbs to 100 %.",
         "percentunit",
-        [Query(f"sum by (stream) ({rules.NEWEST_RATIO}{fleet})", legend="{{stream}}")],
+        [Query(share_of_stream, legend=legend("{{stream}}"))],
         width=16,
         max_value=1,
     )
@@ -89,9 +100,9 @@ def dashboard(config: BundleConfig) -> Dashboard:
         "The version each stream is rolling out (the one whose first host booted last), and how many hosts run it.",
         "none",
         [
-            Query(f"max by (stream, os_version) ({rules.NEWEST}{fleet})", instant=True, table=True),
-            Query(f"sum by (stream) ({rules.HOSTS_ON_NEWEST}{fleet})", instant=True, table=True),
-            Query(f"sum by (stream) ({rules.NEWEST_RATIO}{fleet})", instant=True, table=True),
+            Query(f"max{by('stream', 'os_version')} ({rules.NEWEST}{fleet})", instant=True, table=True),
+            Query(f"sum{by('stream')} ({rules.HOSTS_ON_NEWEST}{fleet})", instant=True, table=True),
+            Query(share_of_stream, instant=True, table=True),
         ],
         transformations=[
             {"id": "merge", "options": {}},

@@ -16,15 +16,15 @@ def dashboard(config: BundleConfig) -> Dashboard:
     airlock = "{" + f'{config.cluster_label}=~"${config.cluster_label}", {config.airlock_selector}' + "}"
     waiting = common.fleet(config, 'phase="waiting_lock"')
     busy = common.fleet(config, f'api="pre-reboot", kind=~"{"|".join(names.LOCK_BUSY_KINDS)}"')
-    holders = f"sum by (group) ({names.AIRLOCK_HOLDERS}{airlock})"
-    slots = f"sum by (group) ({names.AIRLOCK_SLOTS}{airlock})"
+    holders = f"sum{common.by(config, 'group')} ({names.AIRLOCK_HOLDERS}{airlock})"
+    slots = f"sum{common.by(config, 'group')} ({names.AIRLOCK_SLOTS}{airlock})"
     now = [
         stat(
             "Slots held",
             "Reboot slots held now, per FleetLock group (a host holds one from just before its reboot until it "
             "reports steady state on the new version).",
             "none",
-            [Query(holders, legend="{{group}}", instant=True)],
+            [Query(holders, legend=common.legend(config, "{{group}}"), instant=True)],
             text_mode="value_and_name",
             width=8,
         ),
@@ -32,7 +32,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "Slots in use",
             "Held slots against configured slots per group: at 100 % every further host waits.",
             "percentunit",
-            [Query(f"{holders}\n/ {slots}", legend="{{group}}", instant=True)],
+            [Query(f"{holders}\n/ {slots}", legend=common.legend(config, "{{group}}"), instant=True)],
             steps=((None, GOOD), (0.8, WARN), (1, BAD)),
             text_mode="value_and_name",
             width=8,
@@ -52,7 +52,10 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "Slots and holders per group",
             "Held slots (solid) against the configured slots (the ceiling) of each group.",
             "none",
-            [Query(holders, legend="{{group}} held"), Query(slots, legend="{{group}} slots")],
+            [
+                Query(holders, legend=common.legend(config, "{{group}} held")),
+                Query(slots, legend=common.legend(config, "{{group}} slots")),
+            ],
         ),
         timeseries(
             "Lock contention",
@@ -60,8 +63,14 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "taken (per second).",
             "none",
             [
-                Query(f"sum({rules.HOSTS_BY_PHASE}{waiting})", legend="hosts waiting"),
-                Query(f"sum({rules.LOCK_ERRORS_RATE}{busy})", legend="refusals per second"),
+                Query(
+                    f"sum{common.by(config)} ({rules.HOSTS_BY_PHASE}{waiting})",
+                    legend=common.legend(config, "hosts waiting"),
+                ),
+                Query(
+                    f"sum{common.by(config)} ({rules.LOCK_ERRORS_RATE}{busy})",
+                    legend=common.legend(config, "refusals per second"),
+                ),
             ],
         ),
         timeseries(
@@ -69,8 +78,14 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "Requests airlock received: pre-reboot (take a slot) and steady-state (release it), per second.",
             "reqps",
             [
-                Query(f"sum(rate({names.AIRLOCK_PRE_REBOOT}{airlock}[$__rate_interval]))", legend="pre-reboot"),
-                Query(f"sum(rate({names.AIRLOCK_STEADY_STATE}{airlock}[$__rate_interval]))", legend="steady-state"),
+                Query(
+                    f"sum{common.by(config)} (rate({names.AIRLOCK_PRE_REBOOT}{airlock}[$__rate_interval]))",
+                    legend=common.legend(config, "pre-reboot"),
+                ),
+                Query(
+                    f"sum{common.by(config)} (rate({names.AIRLOCK_STEADY_STATE}{airlock}[$__rate_interval]))",
+                    legend=common.legend(config, "steady-state"),
+                ),
             ],
             width=24,
         ),

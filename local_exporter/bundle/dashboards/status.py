@@ -22,17 +22,29 @@ SLUG = "status"
 def dashboard(config: BundleConfig) -> Dashboard:
     fleet = common.fleet(config)
     not_up_to_date = common.fleet(config, 'phase!="up_to_date"')
+    per_version_phase = f"sum{common.by(config, 'os_version', 'phase')} ({rules.HOSTS_BY_PHASE_VERSION}{fleet})"
+    row = "os_version"
+    if config.show_multi_cluster:
+        # The matrix has one row label: the cluster and the version joined.
+        row = "version"
+        per_version_phase = f'label_join({per_version_phase}, "{row}", " ", "{config.cluster_label}", "os_version")'
+    per_phase = f"sum{common.by(config, 'phase')} ({rules.HOSTS_BY_PHASE}{fleet})"
+    all_hosts = (
+        f"on ({config.cluster_label}) group_left () sum by ({config.cluster_label}) ({rules.HOSTS_BY_PHASE}{fleet})"
+        if config.show_multi_cluster
+        else f"scalar(sum({rules.HOSTS_BY_PHASE}{fleet}))"
+    )
     matrix = table(
         "Status breakdown",
         "Hosts per version (rows) and update phase (columns); an empty cell is no host.",
         "none",
-        [Query(f"sum by (os_version, phase) ({rules.HOSTS_BY_PHASE_VERSION}{fleet})", instant=True, table=True)],
+        [Query(per_version_phase, instant=True, table=True)],
         transformations=[
             {
                 "id": "groupingToMatrix",
-                "options": {"columnField": "phase", "rowField": "os_version", "valueField": "Value"},
+                "options": {"columnField": "phase", "rowField": row, "valueField": "Value"},
             },
-            rename({"os_version\\phase": "Version"}, exclude=()),
+            rename({f"{row}\\phase": "Version"}, exclude=()),
         ],
         width=24,
         height=8,
@@ -42,16 +54,16 @@ def dashboard(config: BundleConfig) -> Dashboard:
         "Hosts in each phase and their share of all chosen hosts: the counts add up to every host scraped.",
         "none",
         [
-            Query(f"sum by (phase) ({rules.HOSTS_BY_PHASE}{fleet})", instant=True, table=True),
+            Query(per_phase, instant=True, table=True),
             Query(
-                f"sum by (phase) ({rules.HOSTS_BY_PHASE}{fleet})\n/ scalar(sum({rules.HOSTS_BY_PHASE}{fleet}))",
+                f"{per_phase}\n/ {all_hosts}",
                 instant=True,
                 table=True,
             ),
         ],
         transformations=[
             {"id": "merge", "options": {}},
-            rename({"phase": "Phase", "Value #A": "Hosts", "Value #B": "Share"}),
+            rename({config.cluster_label: "Cluster", "phase": "Phase", "Value #A": "Hosts", "Value #B": "Share"}),
         ],
         overrides=[field_unit("Share", "percentunit")],
         sort_by="Hosts",
@@ -64,8 +76,8 @@ def dashboard(config: BundleConfig) -> Dashboard:
         "none",
         [
             Query(
-                f"sum by (phase, os_version) ({rules.HOSTS_BY_PHASE_VERSION}{not_up_to_date})",
-                legend="{{phase}} on {{os_version}}",
+                f"sum{common.by(config, 'phase', 'os_version')} ({rules.HOSTS_BY_PHASE_VERSION}{not_up_to_date})",
+                legend=common.legend(config, "{{phase}} on {{os_version}}"),
             )
         ],
         width=16,
@@ -76,7 +88,12 @@ def dashboard(config: BundleConfig) -> Dashboard:
         "Hosts per phase",
         "Every host counted once, in the first phase that applies.",
         "none",
-        [Query(f"sum by (phase) ({rules.HOSTS_BY_PHASE}{fleet})", legend="{{phase}}")],
+        [
+            Query(
+                f"sum{common.by(config, 'phase')} ({rules.HOSTS_BY_PHASE}{fleet})",
+                legend=common.legend(config, "{{phase}}"),
+            )
+        ],
         width=24,
         stacked=True,
         overrides=[fixed_colour(phase, colour) for phase, (_, colour, _) in common.PHASE_STYLE.items()],

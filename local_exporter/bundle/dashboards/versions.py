@@ -13,7 +13,14 @@ SLUG = "versions"
 
 def dashboard(config: BundleConfig) -> Dashboard:
     fleet = common.fleet(config)
-    split = ("stream", *((config.group_label,) if config.group_label else ()))
+    legend = common.legend(config, "{{os_version}}")
+    # Each version's share of its cluster's hosts (of all hosts, with one cluster).
+    on_cluster = f"on ({config.cluster_label if config.show_multi_cluster else ''}) group_left () "
+    split = (
+        *((config.cluster_label,) if config.show_multi_cluster else ()),
+        "stream",
+        *((config.group_label,) if config.group_label else ()),
+    )
     keys = ", ".join(split)
     per_version = f"sum by ({keys}, os_version) ({rules.HOSTS_BY_VERSION}{fleet})"
     per_stream = f"sum by ({keys}) ({rules.HOSTS_BY_STREAM}{fleet})"
@@ -47,7 +54,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
         "Hosts per version",
         "Hosts on each version over time, stacked: a rollout moves hosts from the old band to the new one.",
         "none",
-        [Query(f"sum by (os_version) ({rules.HOSTS_BY_VERSION}{fleet})", legend="{{os_version}}")],
+        [Query(f"sum{common.by(config, 'os_version')} ({rules.HOSTS_BY_VERSION}{fleet})", legend=legend)],
         width=14,
         height=10,
         stacked=True,
@@ -58,8 +65,9 @@ def dashboard(config: BundleConfig) -> Dashboard:
         "percentunit",
         [
             Query(
-                f"sum by (os_version) ({rules.HOSTS_BY_VERSION}{fleet})\n/ scalar(sum({rules.HOSTS_BY_STREAM}{fleet}))",
-                legend="{{os_version}}",
+                f"sum{common.by(config, 'os_version')} ({rules.HOSTS_BY_VERSION}{fleet})\n"
+                f"/ {on_cluster}sum{common.by(config)} ({rules.HOSTS_BY_STREAM}{fleet})",
+                legend=legend,
             )
         ],
         width=12,
@@ -70,7 +78,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
         "Hosts per stream",
         "Hosts reporting on each stream.",
         "none",
-        [Query(f"{per_stream}", legend="{{stream}}")],
+        [Query(f"{per_stream}", legend=common.legend(config, "{{stream}}"))],
         width=12,
     )
     return Dashboard(

@@ -270,12 +270,21 @@ def test_panels_fit_the_grid_without_overlapping(name: str) -> None:
         taken |= cells
 
 
-def test_every_query_parses_as_promql(tmp_path: Path) -> None:
+#: Other shapes of the bundle: several clusters in one view, and a fleet split into groups.
+VARIANTS = {
+    "default": CONFIG,
+    "multi-cluster and groups": BundleConfig(show_multi_cluster=True, group_label="group"),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_query_parses_as_promql(variant: str, tmp_path: Path) -> None:
     """promtool parses every panel query and every variable's selector, variables filled in."""
     exprs = []
-    for d in COMMITTED.values():
+    for text in dashboards.render(VARIANTS[variant]).values():
+        d = json.loads(text)
         values = {v["name"]: v.get("allValue") or ".+" for v in d["templating"]["list"]}
-        exprs += [substituted(t["expr"], values) for _, p in [(d, p) for p in _panels(d)] for t in p["targets"]]
+        exprs += [substituted(t["expr"], values) for p in _panels(d) for t in p["targets"]]
         exprs += [
             substituted(re.fullmatch(r"label_values\((.+), \w+\)", v["query"], re.S).group(1), values)  # type: ignore[union-attr]
             for v in d["templating"]["list"]
@@ -287,6 +296,28 @@ def test_every_query_parses_as_promql(tmp_path: Path) -> None:
     result = subprocess.run([PROMTOOL, "check", "rules", str(path)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{len(exprs)} rules found" in result.stdout
+
+
+def test_with_several_clusters_every_breakdown_keeps_them_apart() -> None:
+    config = VARIANTS["multi-cluster and groups"]
+    for text in dashboards.render(config).values():
+        d = json.loads(text)
+        if d["uid"].endswith("-host"):
+            continue  # one host: no breakdown
+        for panel in _panels(d):
+            for target in panel["targets"]:
+                for clause in re.findall(r"\bby \(([^)]*)\)", target["expr"]):
+                    assert config.cluster_label in clause, (panel["title"], target["expr"])
+                if " by (" in target["expr"] and target["legendFormat"]:
+                    assert target["legendFormat"].startswith("{{cluster}}"), panel["title"]
+        assert all(
+            'group=~"$group"' in m
+            for p in _panels(d)
+            for t in p["targets"]
+            for m in _selectors(t["expr"])
+            if 'job=~"$job"' in m
+        )
+        assert _variables(d)["group"]["includeAll"]
 
 
 def test_exceptions_name_real_dashboards_and_panels() -> None:

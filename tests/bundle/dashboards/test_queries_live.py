@@ -45,13 +45,15 @@ Panel = dict[str, Any]
 
 
 def scenario() -> Scenario:
-    fleet = FleetSpec(hosts=HOSTS, version=OLD, strategy="fleet_lock", groups=(("default", 2),))
+    # One reboot slot, the release offered to every host at once: the hosts queue for the slot
+    # until the drilled host takes it and keeps it (it cannot finalize), and the rest wait.
+    fleet = FleetSpec(hosts=HOSTS, version=OLD, strategy="fleet_lock", groups=(("default", 1),))
     return Scenario(
         "dashboards",
         "",
         duration=24 * 3600.0,
         fleet=fleet,
-        releases=(ReleaseSpec(NEW, 300.0, rollout=600.0),),
+        releases=(ReleaseSpec(NEW, 300.0),),
         faults=(
             FaultSpec("keeps_slot", (DRILLED,)),
             FaultSpec("check_errors", (6,), error="generic_http_503"),
