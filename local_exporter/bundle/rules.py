@@ -58,6 +58,9 @@ DEPLOY_FAILURES_RATE = "cluster:zincati_rpm_ostree_deploy_failures:rate5m"
 FINALIZE_FAILURES_RATE = "cluster:zincati_rpm_ostree_finalize_failures:rate5m"
 LOCK_ERRORS_RATE = "cluster_api_kind:zincati_strategy_fleet_lock_errors:rate5m"
 BRIDGE_REQUESTS_RATE = "cluster_selector_outcome:local_exporter_bridge_requests:rate5m"
+#: Bridges whose /metrics answered their last scrape, and all bridges scraped (`up` of their job).
+BRIDGES_UP = "cluster:local_exporter_bridge_up:sum"
+BRIDGES = "cluster:local_exporter_bridge_up:count"
 
 PHASES = (
     "down",
@@ -222,6 +225,8 @@ def _error_group(config: BundleConfig) -> Group:
             {"record": DEPLOY_FAILURES_RATE, "expr": rated(names.DEPLOY_FAILURES, agent, fleet)},
             {"record": FINALIZE_FAILURES_RATE, "expr": rated(names.FINALIZE_FAILURES, agent, fleet)},
             {"record": LOCK_ERRORS_RATE, "expr": rated(names.LOCK_ERRORS, agent, (*fleet, "api", "kind"))},
+            {"record": BRIDGES_UP, "expr": f"sum {by(fleet)} ({selected(names.UP, config.bridge_selector)})"},
+            {"record": BRIDGES, "expr": f"count {by(fleet)} ({selected(names.UP, config.bridge_selector)})"},
             {
                 "record": BRIDGE_REQUESTS_RATE,
                 "expr": rated(names.BRIDGE_REQUESTS, config.bridge_selector, (*fleet, "selector", "outcome")),

@@ -25,8 +25,6 @@ SLUG = "bridge"
 
 def dashboard(config: BundleConfig) -> Dashboard:
     fleet = common.fleet(config)
-    # `up` is every job's: the bridge selector keeps the bridges' (the job variable's "All" is .+).
-    bridge_up = common.fleet(config, config.bridge_selector)
     chosen = common.host(config, 'selector=~"$selector"')
     failed = 'outcome!~"success|cancelled"'
     fleet_failed = common.fleet(config, failed)
@@ -47,9 +45,9 @@ def dashboard(config: BundleConfig) -> Dashboard:
     fleet_panels = [
         stat(
             "Bridges answering",
-            "Bridges that answered their last scrape of /metrics (each exposes its build info).",
+            "Bridges whose /metrics answered their last scrape.",
             "none",
-            [Query(f"count({names.BRIDGE_BUILD_INFO}{fleet})")],
+            [Query(f"sum({rules.BRIDGES_UP}{fleet})")],
             width=4,
             graph=True,
         ),
@@ -57,7 +55,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "Bridges not answering",
             "Bridges whose last scrape of /metrics failed: nothing is known of those hosts.",
             "none",
-            [Query(f"count({names.UP}{bridge_up} == 0) or vector(0)")],
+            [Query(f"sum({rules.BRIDGES}{fleet}) - sum({rules.BRIDGES_UP}{fleet})")],
             steps=((None, GOOD), (1, BAD)),
             width=4,
             graph=True,

@@ -41,18 +41,8 @@ EXCEPTIONS: dict[tuple[str, str, str], str] = {
     ("local-exporter-reboots", "*", "fleet panels read recording rules"): (
         "airlock's series are per FleetLock group, not per host: a handful at any fleet size"
     ),
-    ("local-exporter-bridge", "Bridges answering", "fleet panels read recording rules"): (
-        "a count of the bridges has no cheaper recorded form: one sample per host"
-    ),
-    ("local-exporter-bridge", "Bridges not answering", "fleet panels read recording rules"): (
-        "`up` of the bridges has no cheaper recorded form: one sample per host"
-    ),
-    ("local-exporter-bridge", "Bridges answering", "instance matcher"): "a fleet-wide count, above the chosen hosts",
-    (
-        "local-exporter-bridge",
-        "Bridges not answering",
-        "instance matcher",
-    ): "a fleet-wide count, above the chosen hosts",
+    ("local-exporter-bridge", "Bridges answering", "instance matcher"): "a fleet-wide count from a recording rule",
+    ("local-exporter-bridge", "Bridges not answering", "instance matcher"): "a fleet-wide count from a recording rule",
     ("local-exporter-bridge", "Scrapes failing", "instance matcher"): "a fleet-wide share from a recording rule",
     ("local-exporter-bridge", "Scrapes by selector and outcome", "instance matcher"): (
         "fleet-wide, from a recording rule that has no instance"
