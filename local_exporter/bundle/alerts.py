@@ -67,8 +67,9 @@ def _bridge(config: BundleConfig) -> list[Alert]:
     bridge = config.bridge_selector
     requests = names.BRIDGE_REQUESTS
     failures = selected(requests, bridge, 'outcome!~"success|cancelled"')
-    failed = f"sum {by((*host, 'selector'))} (rate({failures}[5m]))"
-    total = f"sum {by((*host, 'selector'))} (rate({selected(requests, bridge)}[5m]))"
+    window = config.selector_failing_window
+    failed = f"sum {by((*host, 'selector'))} (rate({failures}[{window}]))"
+    total = f"sum {by((*host, 'selector'))} (rate({selected(requests, bridge)}[{window}]))"
     return [
         Alert(
             "BridgeDown",
@@ -78,7 +79,7 @@ def _bridge(config: BundleConfig) -> list[Alert]:
             "The bridge on {{ $labels.instance }} has not answered a scrape for "
             f"{config.down_window}: "
             "nothing is known of that host's updates.",
-            "5m",
+            config.bridge_down_for,
         ),
         Alert(
             "BridgeSelectorFailing",
@@ -86,7 +87,7 @@ def _bridge(config: BundleConfig) -> list[Alert]:
             f"{failed} / {on((*host, 'selector'))} {total} > 0.5",
             "A bridge selector fails most scrapes.",
             "Selector {{ $labels.selector }} on {{ $labels.instance }} failed {{ $value | humanizePercentage }} "
-            f"of its scrapes over 5 minutes, for {config.selector_failing_for} now.",
+            f"of its scrapes over {window}, for {config.selector_failing_for} now.",
             config.selector_failing_for,
         ),
     ]
@@ -125,27 +126,30 @@ def _agents(config: BundleConfig) -> list[Alert]:
         Alert(
             "ChecksFailing",
             "warning",
-            f"{rate(names.CHECK_ERRORS, '30m')} / {on(host)} {rate(names.CHECKS, '30m')} > 0.5",
+            f"{rate(names.CHECK_ERRORS, config.checks_failing_window)} / {on(host)} "
+            f"{rate(names.CHECKS, config.checks_failing_window)} > 0.5",
             "Update checks are failing on a host.",
             "{{ $value | humanizePercentage }} of the update checks on {{ $labels.instance }} failed "
-            "in the last 30 minutes: the host cannot see new releases.",
+            f"in the last {config.checks_failing_window}: the host cannot see new releases.",
             config.checks_failing_for,
         ),
         Alert(
             "DeployFailing",
             "warning",
-            f"{increase(names.DEPLOY_FAILURES, '1h')} >= 3",
+            f"{increase(names.DEPLOY_FAILURES, config.failures_window)} >= 3",
             "Deploying an update fails repeatedly on a host.",
-            'rpm-ostree failed to deploy the update {{ printf "%.0f" $value }} times in the last hour '
+            'rpm-ostree failed to deploy the update {{ printf "%.0f" $value }} times in the last '
+            f"{config.failures_window} "
             "on {{ $labels.instance }}; "
             "Zincati abandons a release after 12 failures.",
         ),
         Alert(
             "FinalizeFailing",
             "warning",
-            f"{increase(names.FINALIZE_FAILURES, '1h')} >= 3",
+            f"{increase(names.FINALIZE_FAILURES, config.failures_window)} >= 3",
             "Finalizing a staged update fails repeatedly on a host.",
-            'rpm-ostree failed to finalize the staged update {{ printf "%.0f" $value }} times in the last hour '
+            'rpm-ostree failed to finalize the staged update {{ printf "%.0f" $value }} times in the last '
+            f"{config.failures_window} "
             "on {{ $labels.instance }}; under FleetLock the host keeps its reboot slot, which stalls the rollout.",
         ),
         Alert(
@@ -155,7 +159,7 @@ def _agents(config: BundleConfig) -> list[Alert]:
             "A host has an update staged but does not reboot.",
             "{{ $labels.instance }} has had an update staged for {{ $value | humanizeDuration }} without "
             "rebooting (logged-in users, a failing finalization, or its strategy).",
-            "15m",
+            config.confirm_for,
             keep_firing_for=config.gauge_window,
         ),
         Alert(
@@ -164,7 +168,7 @@ def _agents(config: BundleConfig) -> list[Alert]:
             f"max_over_time({selected(names.DEADEND, agent)}[{config.gauge_window}]) == 1",
             "A host runs a dead-end release.",
             "{{ $labels.instance }} is booted into a release marked as a dead end: it needs a manual update path.",
-            "15m",
+            config.confirm_for,
         ),
         Alert(
             "UpdatesDisabled",
@@ -172,7 +176,7 @@ def _agents(config: BundleConfig) -> list[Alert]:
             f"max_over_time({selected(names.UPDATES_ENABLED, agent)}[{config.gauge_window}]) == 0",
             "Automatic updates are disabled on a host.",
             "Zincati's updates are disabled on {{ $labels.instance }}: it will not follow rollouts.",
-            "1h",
+            config.disabled_for,
         ),
     ]
 
@@ -225,7 +229,7 @@ def _rollout(config: BundleConfig) -> list[Alert]:
             "A rollout has stopped making progress.",
             "{{ $value | humanizePercentage }} of the {{ $labels.stream }} hosts run the newest version and no host "
             f"has reached it for {config.stalled_for}.",
-            "15m",
+            config.confirm_for,
         ),
         Alert(
             "RebootLockContended",
@@ -244,7 +248,7 @@ def _rollout(config: BundleConfig) -> list[Alert]:
             "Too many hosts are updating at once.",
             "{{ $value | humanizePercentage }} of the hosts are staging, staged or rebooting at once, over the "
             f"rolling-update budget of {config.max_updating_ratio:.0%}.",
-            "15m",
+            config.confirm_for,
         ),
         Alert(
             "VersionSkew",

@@ -7,9 +7,15 @@ without braces.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from local_exporter import jobs
+from local_exporter.sim.scenario import parse_duration
+
+#: Field names that end so hold a Prometheus duration ("5m"), or a number of seconds.
+DURATION_SUFFIXES = ("_for", "_window", "_interval")
+SECONDS_SUFFIX = "_seconds"
 
 
 @dataclass(frozen=True)
@@ -77,9 +83,14 @@ class BundleConfig:
     runbook_url_pattern: str = "https://github.com/local-exporter/local_exporter/blob/main/docs/runbooks.md#%s"
     #: A target counts as down when every scrape failed for this long (one success resets).
     down_window: str = "5m"
+    #: A bridge down for this long (beyond `down_window`) pages.
+    bridge_down_for: str = "5m"
     #: Gauges are read as their max/min over this window, so one failed scrape neither fires
     #: nor resolves an alert.
     gauge_window: str = "10m"
+    #: A condition read through `gauge_window` holds this long before it fires (dead ends,
+    #: pending reboots, stalled rollouts, the rolling-update budget).
+    confirm_for: str = "15m"
     #: A host staged but not rebooted for this long.
     staged_for: str = "2h"
     #: Hosts waiting for a reboot slot while no host reboots, for this long: the lock stopped turning.
@@ -92,8 +103,16 @@ class BundleConfig:
     skew_for: str = "3d"
     #: Update checks failing on a host for this long.
     checks_failing_for: str = "1h"
+    #: The window over which a host's update checks are judged failing (more than half).
+    checks_failing_window: str = "30m"
+    #: The window in which 3 failed deploys (or finalizations) of a host alert.
+    failures_window: str = "1h"
+    #: Updates disabled on a host for this long (an info alert).
+    disabled_for: str = "1h"
     #: A bridge selector failing for this long.
     selector_failing_for: str = "15m"
+    #: The window over which a selector is judged failing (more than half its scrapes).
+    selector_failing_window: str = "5m"
     #: An agent down or stale for this long.
     agent_down_for: str = "15m"
 
@@ -109,6 +128,18 @@ class BundleConfig:
     dashboard_timezone: str = "utc"
     #: The Grafana folder the provisioned dashboards go into.
     dashboard_folder: str = "OS updates"
+
+    def scaled(self, speed: float) -> BundleConfig:
+        """This config with every window, duration and age divided by `speed` (whole seconds, at
+        least 1): the bundle for a simulated fleet that runs `speed` times faster than real time."""
+        changes: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith(DURATION_SUFFIXES):
+                changes[f.name] = f"{max(1, round(parse_duration(value) / speed))}s"
+            elif f.name.endswith(SECONDS_SUFFIX):
+                changes[f.name] = max(1, round(value / speed))
+        return replace(self, **changes)
 
     @property
     def fleet_labels(self) -> tuple[str, ...]:
