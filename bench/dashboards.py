@@ -11,8 +11,8 @@ the rules a rule reads), restarting Prometheus on the new blocks after each pass
 while the queries are timed.
 
 Each target is run as Grafana would run it over the whole history (range queries at
-range / maxDataPoints steps; stats and tables as instant queries at its end) with every "All"
-chosen, a host picked for the host drill-down, and `$__rate_interval` for a 1-minute scrape
+range / maxDataPoints steps; stats and tables as instant queries at its end) with the variables
+a dashboard starts with: "All" for the fleet's, one host where a host is chosen, and `$__rate_interval` for a 1-minute scrape
 interval (Prometheus runs with a lookback just under the 1-minute history interval: see FLAGS).
 A panel's time is the sum of its targets' median wall times (client to Prometheus on
 loopback, JSON included). Raw queries get `--raw-timeout` seconds each.
@@ -181,7 +181,8 @@ def variables(dashboard: dict[str, Any], host: str, seconds: float) -> dict[str,
     values = {"__rate_interval": f"{int(max(step + 60, 240))}s", "__range": f"{int(seconds)}s"}
     for variable in dashboard["templating"]["list"]:
         if variable["type"] == "query":
-            values[variable["name"]] = variable.get("allValue") or host
+            # Hosts start on one host (the drill-down, bridge health), everything else on All.
+            values[variable["name"]] = host if variable["name"] == "instance" else variable["allValue"]
     return values
 
 

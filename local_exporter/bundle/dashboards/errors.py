@@ -130,14 +130,17 @@ def dashboard(config: BundleConfig) -> Dashboard:
         ),
     ]
     errors = "|".join(ERROR_COUNTERS)
+    # A busy reboot lock is waiting, not failing (and in a throttled rollout most hosts wait).
+    not_busy = f'kind!~"{"|".join(names.LOCK_BUSY_KINDS)}"'
     per_host = common.by(config, "instance")
     top = table(
         "Hosts with the most errors",
-        "The 10 hosts with the most errors and failures of every kind in the chosen time range.",
+        "The 10 hosts with the most errors and failures of every kind in the chosen time range (a refused reboot "
+        "slot is waiting, not an error).",
         "none",
         [
             Query(
-                f'topk(10, sum{per_host} (increase({{__name__=~"{errors}", {fleet[1:-1]}}}[$__range])))',
+                f'topk(10, sum{per_host} (increase({{__name__=~"{errors}", {fleet[1:-1]}, {not_busy}}}[$__range])))',
                 instant=True,
                 table=True,
             )

@@ -122,6 +122,8 @@ class Variable:
     #: What "All" stands for (a regex), or None for no "All" option.
     all_value: str | None = ".+"
     hidden: bool = False
+    #: Start on "All" (else on the first value Grafana lists).
+    starts_on_all: bool = True
 
     def template(self) -> g.Template:
         return g.Template(
@@ -132,7 +134,7 @@ class Variable:
             multi=self.multi,
             includeAll=self.all_value is not None,
             allValue=self.all_value,
-            default="$__all" if self.all_value is not None else None,
+            default="$__all" if self.all_value is not None and self.starts_on_all else None,
             refresh=g.REFRESH_ON_TIME_RANGE_CHANGE,
             hide=g.HIDE_VARIABLE if self.hidden else g.SHOW,
             sort=g.SORT_ALPHA_ASC,

@@ -28,6 +28,10 @@ EXCEPTIONS: dict[tuple[str, str, str], str] = {
     ("local-exporter-host", "*", "instance variable is multi"): (
         "the drill-down shows one host: its panels are one host's history"
     ),
+    ("local-exporter-bridge", "*", "instance variable starts on All with .+"): (
+        "per-host panels start on one host, and All is .*: a .+ matcher unions the postings of every host, "
+        "50 ms a selector at 100,000 hosts even with no data (docs/benchmarks.md); .* is skipped"
+    ),
     ("local-exporter-errors", "Hosts with the most errors", "rate interval"): (
         "a table of the errors in the chosen time range counts over $__range, not a rate"
     ),
@@ -175,7 +179,9 @@ def test_cluster_job_and_instance_variables(name: str) -> None:
     assert job["multi"] and job["includeAll"] and job["allValue"] == ".+" and job["hide"] == 0
     if "instance" in variables and not _exempt(d, None, "instance variable is multi"):
         instance = variables["instance"]
-        assert instance["multi"] and instance["includeAll"] and instance["allValue"] == ".+"
+        assert instance["multi"] and instance["includeAll"]
+        if not _exempt(d, None, "instance variable starts on All with .+"):
+            assert instance["allValue"] == ".+" and instance["current"]["value"] == "$__all"
 
 
 def test_the_cluster_variable_shows_when_multi_cluster() -> None:
