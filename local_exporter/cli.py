@@ -1,4 +1,4 @@
-"""The `local-exporter` command: serve, check-config, example, simulate, bundle.
+"""The `local-exporter` command: serve, check-config, example, simulate, bundle, demo.
 
 A drop-in for the original's command line: `serve -c FILE` (or `--config FILE`, also before
 the subcommand), `-v` repeatable, default config `/etc/local_exporter/config.toml`.
@@ -17,6 +17,7 @@ from aiohttp import web
 
 from local_exporter import __version__, logs
 from local_exporter.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load
+from local_exporter.demo import command as demo_command
 from local_exporter.loop import new_loop
 from local_exporter.sim import command as simulate_command
 
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     example.add_argument("--address", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     example.add_argument("--port", type=int, default=9598, help="listen port (default 9598)")
     simulate_command.add_parser(commands)
+    demo_command.add_parser(commands)
     bundle = commands.add_parser(
         "bundle", help="write the monitoring bundle (rules, Alertmanager config) from its config object"
     )
@@ -79,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return example(args.address, args.port)
     if args.command == "simulate":
         return simulate_command.run(args)
+    if args.command == "demo":
+        return demo_command.run(args)
     if args.command == "bundle":
         return bundle(args.out, args.check)
     parser.print_help(sys.stderr)

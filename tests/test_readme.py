@@ -14,7 +14,7 @@ def readme_commands() -> list[str]:
 
 def test_readme_opens_with_demo_and_test_commands() -> None:
     run, test = readme_commands()
-    assert run.startswith("scripts/bootstrap && ") and "local-exporter" in run
+    assert run == "scripts/bootstrap && .venv/bin/local-exporter demo", "the main job is the demo (tests/demo)"
     assert test.startswith("scripts/bootstrap && ") and "pytest" in test
     head = (ROOT / "README.md").read_text().split("```sh")[0]
     assert head.count("\n") <= 4, "the commands come first"

@@ -1,0 +1,320 @@
+"""`local-exporter demo`: a simulated fleet rolling out behind real bridges, a real Prometheus with
+the generated rules, a real Alertmanager with the generated routes, and a receiver printing alerts."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import tempfile
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
+
+from local_exporter import jobs
+from local_exporter.bundle import alertmanager, rules
+from local_exporter.bundle.config import BundleConfig, Receivers
+from local_exporter.bundle.generate import write
+from local_exporter.demo import servers
+from local_exporter.demo.receiver import Receiver
+from local_exporter.demo.servers import DemoError
+from local_exporter.loop import new_loop
+from local_exporter.sim import scenario_file
+from local_exporter.sim.live import LiveFleet, LiveOptions, ensure_descriptors
+from local_exporter.sim.scenario import Scenario
+
+DESCRIPTION = "See the whole product work: a simulated fleet mid-rollout, its bridges, Prometheus and Alertmanager."
+EPILOG = """\
+Runs the `demo` scenario (24 Fedora CoreOS hosts rolling out a release through FleetLock, with
+faults on the way: failing update checks, users blocking a reboot, an agent going down, one
+that stops refreshing) --speed times faster than real time, each host behind its own real
+bridge. Prometheus (Debian's `prometheus`) scrapes them and evaluates the generated recording
+rules and alerts, every window scaled by --speed; Alertmanager (`prometheus-alertmanager`) routes
+the alerts to a receiver that prints each one here. Every --progress-every seconds a line shows
+the rollout's progress, the hosts per update phase and the alerts firing. Ctrl-C (or
+--duration) stops everything and removes what it made (a --dir is kept, its sockets removed).
+"""
+#: The queries the banner suggests: the rollout views the dashboards are built on.
+EXAMPLE_QUERIES = (
+    f"sum by (stream) ({rules.HOSTS_ON_NEWEST}) / sum by (stream) ({rules.HOSTS_BY_STREAM})",
+    f"sum by (phase) ({rules.HOSTS_BY_PHASE})",
+    f"sum by (os_version) ({rules.HOSTS_BY_VERSION})",
+    'ALERTS{alertstate="firing"}',
+)
+CLUSTER = "demo"
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "demo",
+        help="run a simulated fleet with real bridges, Prometheus and Alertmanager, and print its alerts",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--speed", type=float, default=30.0, help="scenario seconds per wall second (default 30)")
+    parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (default: Ctrl-C)")
+    parser.add_argument("--progress-every", type=float, default=10.0, help="seconds between progress lines")
+    parser.add_argument("--address", default="127.0.0.1", help="address every server listens on")
+    parser.add_argument("--prometheus-port", type=int, default=9090, help="0: any free port")
+    parser.add_argument("--alertmanager-port", type=int, default=9093, help="0: any free port")
+    parser.add_argument("--receiver-port", type=int, default=9099, help="the alert receiver's port; 0: any free")
+    parser.add_argument("--airlock-port", type=int, default=19099, help="the FleetLock server's port; 0: any free")
+    parser.add_argument("--bridge-port-base", type=int, default=19100, help="host N's bridge port; 0: any free ports")
+    parser.add_argument("--dir", type=Path, help="keep the demo's files here (default: a temporary directory)")
+    return parser
+
+
+@dataclass(frozen=True)
+class Ports:
+    prometheus: int
+    alertmanager: int
+    receiver: int
+
+
+def run(args: argparse.Namespace) -> int:
+    scenario = scenario_file.preset("demo")
+    try:
+        if args.speed <= 0 or args.progress_every <= 0 or args.duration < 0:
+            raise DemoError("--speed and --progress-every must be positive, --duration not negative")
+        missing = servers.missing_binaries()
+        if missing:
+            packages = " ".join(servers.PACKAGES[m] for m in missing)
+            raise DemoError(f"needs {', '.join(missing)}: run scripts/bootstrap, or `sudo apt-get install {packages}`")
+        ports = _ports(args, scenario)
+        problem = ensure_descriptors(scenario.fleet.hosts)
+        if problem:
+            raise DemoError(problem)
+        with contextlib.ExitStack() as stack:
+            directory = args.dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="le-demo-")))
+            directory.mkdir(parents=True, exist_ok=True)
+            with asyncio.Runner(loop_factory=new_loop) as runner:
+                return runner.run(_demo(args, scenario, ports, directory))
+    except DemoError as exc:
+        print(f"local-exporter demo: {exc}", file=sys.stderr)
+        return 1
+
+
+def _ports(args: argparse.Namespace, scenario: Scenario) -> Ports:
+    """Every port the demo will listen on, checked free before anything starts."""
+    address = args.address
+    fixed = [
+        (args.prometheus_port, "--prometheus-port"),
+        (args.alertmanager_port, "--alertmanager-port"),
+        (args.receiver_port, "--receiver-port"),
+        (args.airlock_port, "--airlock-port"),
+    ]
+    if args.bridge_port_base:
+        fixed += [(args.bridge_port_base + i, "--bridge-port-base") for i in range(scenario.fleet.hosts)]
+    seen: dict[int, str] = {}
+    for port, flag in fixed:
+        if port and port in seen:
+            raise DemoError(f"port {port} is asked for by both {seen[port]} and {flag}")
+        seen[port] = flag
+        servers.check_port(address, port, flag)
+
+    def chosen(port: int) -> int:
+        return port or servers.free_port(address)
+
+    return Ports(chosen(args.prometheus_port), chosen(args.alertmanager_port), chosen(args.receiver_port))
+
+
+async def _demo(args: argparse.Namespace, scenario: Scenario, ports: Ports, directory: Path) -> int:
+    address, speed = args.address, args.speed
+    receiver_url = f"http://{address}:{ports.receiver}"
+    receivers = Receivers(
+        pager_url=f"{receiver_url}/pager",
+        ticket_url=f"{receiver_url}/ticket",
+        heartbeat_url=f"{receiver_url}/heartbeat",
+    )
+    config = BundleConfig(receivers=receivers).scaled(speed)
+    write(directory / "bundle", config)
+    _log_bridges_to(directory / "bridges.log")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    if args.duration:
+        loop.call_later(args.duration, stop.set)
+
+    live = LiveFleet(
+        scenario,
+        LiveOptions(
+            directory / "fleet",
+            speed=speed,
+            address=address,
+            bridge_port_base=args.bridge_port_base,
+            airlock_port=args.airlock_port,
+            scrape_interval=config.scrape_interval,
+        ),
+    )
+    receiver = Receiver(out=lambda line: print(line, flush=True))
+    receiver_runner = web.AppRunner(receiver.app(), access_log=None)
+    started: list[servers.Server] = []
+    fleet_running: asyncio.Task[None] | None = None
+    try:
+        try:
+            await live.start()
+        except OSError as exc:
+            raise DemoError(f"the simulated fleet cannot start: {exc.strerror or exc}") from None
+        fleet_running = asyncio.create_task(live.run(stop))
+        await receiver_runner.setup()
+        await web.TCPSite(receiver_runner, address, ports.receiver).start()
+        started.append(await asyncio.to_thread(_alertmanager, config, directory, address, ports.alertmanager))
+        started.append(await asyncio.to_thread(_prometheus, config, live, directory, address, ports))
+        _banner(args, scenario, live, ports, started, directory)
+        await _report_progress(started[-1].url, live, receiver, stop, args.progress_every)
+    finally:
+        stop.set()
+        for server in reversed(started):
+            await asyncio.to_thread(servers.stop, server)
+        await receiver_runner.cleanup()
+        if fleet_running is not None:
+            await fleet_running
+        await live.close()
+        kept = f"; files kept in {directory}" if args.dir else ""
+        print(
+            f"demo stopped: Prometheus, Alertmanager, the receiver and {len(live.bridge_ports)} bridges are down{kept}"
+        )
+    return 0
+
+
+def _log_bridges_to(path: Path) -> None:
+    """The bridges log every failed scrape (a host rebooting is one): to a file, not the screen."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    bridges = logging.getLogger("local_exporter")
+    bridges.handlers[:] = [handler]
+    bridges.propagate = False
+    bridges.setLevel(logging.INFO)
+
+
+def _alertmanager(config: BundleConfig, directory: Path, address: str, port: int) -> servers.Server:
+    bundle = directory / "bundle" / "alertmanager"
+    data = alertmanager.config_data(config)
+    # Notify at once and often enough to watch, whatever the day: no maintenance window.
+    data["route"]["group_wait"] = "2s"
+    data["route"]["group_interval"] = "10s"
+    for route in data["route"]["routes"]:
+        route.pop("mute_time_intervals", None)
+    demo_config = bundle / "alertmanager-demo.yml"
+    demo_config.write_text(json.dumps(data, indent=2))
+    storage = directory / "alertmanager-data"
+    storage.mkdir(exist_ok=True)
+    argv = [
+        servers.ALERTMANAGER,
+        f"--config.file={demo_config}",
+        f"--storage.path={storage}",
+        f"--web.listen-address={address}:{port}",
+        "--cluster.listen-address=",
+    ]
+    return servers.start("Alertmanager", argv, f"http://{address}:{port}", directory / "alertmanager.log")
+
+
+def _prometheus(config: BundleConfig, live: LiveFleet, directory: Path, address: str, ports: Ports) -> servers.Server:
+    written = yaml.safe_load((live.options.directory / "prometheus" / "prometheus.yml").read_text())
+    data: dict[str, Any] = {
+        "global": {
+            "scrape_interval": config.scrape_interval,
+            "scrape_timeout": config.scrape_interval,
+            "evaluation_interval": config.scrape_interval,
+            "external_labels": {config.cluster_label: CLUSTER},
+        },
+        "rule_files": [str(path) for path in sorted((directory / "bundle" / "prometheus" / "rules").glob("*.yml"))],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{address}:{ports.alertmanager}"]}]}]},
+        "scrape_configs": written["scrape_configs"],
+    }
+    path = directory / "prometheus.yml"
+    path.write_text(json.dumps(data, indent=2))
+    argv = [
+        servers.PROMETHEUS,
+        f"--config.file={path}",
+        f"--storage.tsdb.path={directory / 'prometheus-data'}",
+        f"--web.listen-address={address}:{ports.prometheus}",
+        "--storage.tsdb.retention.time=1d",
+        "--rules.alert.resend-delay=2s",
+    ]
+    return servers.start("Prometheus", argv, f"http://{address}:{ports.prometheus}", directory / "prometheus.log")
+
+
+def _banner(
+    args: argparse.Namespace,
+    scenario: Scenario,
+    live: LiveFleet,
+    ports: Ports,
+    started: list[servers.Server],
+    directory: Path,
+) -> None:
+    address = args.address
+    alertmanager_server, prometheus = started
+    release = scenario.releases[0].version
+    first, last = live.bridge_ports[0], live.bridge_ports[-1]
+    bridges = f"{first}-{last}" if last - first == len(live.bridge_ports) - 1 else f"{first}, ... (any free ports)"
+    graph = "\n".join(
+        f"                {prometheus.url}/graph?g0.expr={urllib.parse.quote(q)}&g0.tab=0" for q in EXAMPLE_QUERIES
+    )
+    print(
+        f"local-exporter demo: {scenario.fleet.hosts} hosts roll out {release} through FleetLock, {args.speed:g}x real "
+        f"time ({scenario.duration / 3600:g} h of scenario in {scenario.duration / args.speed / 60:.0f} min). "
+        "Ctrl-C stops.\n"
+        f"  Prometheus    {prometheus.url}  (pid {prometheus.process.pid}); the rollout views:\n{graph}\n"
+        f"  Alertmanager  {alertmanager_server.url}  (pid {alertmanager_server.process.pid})\n"
+        f"  bridges       http://{address}:{bridges}  one per host: /bridge?selector={jobs.AGENT_SELECTOR}, /metrics\n"
+        f"  airlock       http://{address}:{live.airlock_port}/metrics\n"
+        f"  receiver      http://{address}:{ports.receiver}  prints every alert Alertmanager sends, below\n"
+        f"  files         {directory}  (the generated bundle, each host's socket and bridge config, the logs)\n"
+        "Alerts print as they fire and resolve; a progress line every few seconds:",
+        flush=True,
+    )
+
+
+async def _report_progress(
+    prometheus: str, live: LiveFleet, receiver: Receiver, stop: asyncio.Event, every: float
+) -> None:
+    """A line of rollout progress every `every` seconds until `stop`."""
+    async with ClientSession(timeout=ClientTimeout(total=5)) as session:
+
+        async def query(promql: str) -> list[dict[str, Any]]:
+            try:
+                async with session.get(f"{prometheus}/api/v1/query", params={"query": promql}) as response:
+                    result: list[dict[str, Any]] = (await response.json())["data"]["result"]
+                    return result
+            except (ClientError, TimeoutError, KeyError, ValueError):
+                return []
+
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+            if stop.is_set():
+                return
+            print(await _progress(query, live, receiver), flush=True)
+
+
+async def _progress(query: Any, live: LiveFleet, receiver: Receiver) -> str:
+    newest = await query(f"max by (os_version) ({rules.NEWEST})")
+    on_newest = await query(f"sum({rules.HOSTS_ON_NEWEST})")
+    hosts = await query(f"sum({rules.HOSTS_BY_PHASE})")
+    phases = await query(f"sum by (phase) ({rules.HOSTS_BY_PHASE})")
+    firing = await query('count by (alertname) (ALERTS{alertstate="firing"})')
+    elapsed = (time.time() - live.start_time) * live.options.speed
+    version = newest[0]["metric"].get("os_version", "?") if newest else "?"
+    done = int(float(on_newest[0]["value"][1])) if on_newest else 0
+    total = int(float(hosts[0]["value"][1])) if hosts else 0
+    counts = ", ".join(
+        f"{s['metric']['phase']} {int(float(s['value'][1]))}"
+        for s in sorted(phases, key=lambda s: -float(s["value"][1]))
+    )
+    alerts = ", ".join(sorted(s["metric"]["alertname"] for s in firing if "Heartbeat" not in s["metric"]["alertname"]))
+    return (
+        f"[scenario {int(elapsed // 3600)}:{int(elapsed % 3600 // 60):02d}] newest {version} on {done}/{total} hosts"
+        f" | {counts or 'no phases yet'} | firing: {alerts or 'none'} | notifications: {len(receiver.received)}"
+    )

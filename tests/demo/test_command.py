@@ -1,0 +1,174 @@
+"""`local-exporter demo`, run as a user runs it (a real process, non-interactively, for a bounded
+time): the bridges answer, Prometheus has the fleet's samples, an alert reaches the receiver, and
+after Ctrl-C nothing it started is left: no process, no socket, no listening port."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.processes import LOOPBACK, local_exporter_args, python_env
+
+ANY_PORT = ["--prometheus-port", "0", "--alertmanager-port", "0", "--receiver-port", "0", "--airlock-port", "0"]
+
+
+class Output:
+    """The demo's stdout, read line by line in a thread."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str] = queue.Queue()
+        assert process.stdout is not None
+        self._stream = stream = process.stdout
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            self._queue.put(line)
+
+    def close(self) -> None:
+        """After the process has exited: the reader sees the end, then the pipe is closed."""
+        self._thread.join(10)
+        self._stream.close()
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.lines:
+                match = re.search(pattern, line)
+                if match:
+                    return match
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no line matching {pattern!r} in {timeout} s:\n" + "".join(self.lines[-40:]))
+            with contextlib.suppress(queue.Empty):
+                self.lines.append(self._queue.get(timeout=min(remaining, 1.0)))
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def _eventually(check: object, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            assert callable(check)
+            check()
+            return
+        except (AssertionError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex((LOOPBACK, port)) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/status").read_text().find("State:\tZ") < 0
+
+
+@pytest.mark.timeout(300)
+def test_the_demo_runs_alerts_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    directory = tmp_path / "demo"
+    args = ["demo", "--speed", "60", "--duration", "240", "--progress-every", "5", "--dir", str(directory)]
+    process = subprocess.Popen(
+        local_exporter_args(*args, *ANY_PORT, "--bridge-port-base", "0"),
+        env=python_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    out = Output(process)
+    try:
+        prometheus = out.wait_for(r"Prometheus +(http://\S+) +\(pid (\d+)\)", 90)
+        alertmanager = out.wait_for(r"Alertmanager +(http://\S+) +\(pid (\d+)\)", 5)
+        bridge = out.wait_for(r"bridges +(http://[\d.]+:(\d+))", 5)
+        receiver = out.wait_for(r"receiver +http://[\d.]+:(\d+)", 5)
+        prometheus_url, pids = prometheus.group(1), [int(prometheus.group(2)), int(alertmanager.group(2))]
+        ports = [int(urllib.parse.urlsplit(prometheus_url).port or 0), int(bridge.group(2)), int(receiver.group(1))]
+
+        def bridge_answers() -> None:
+            status, body = _get(f"{bridge.group(1)}/bridge?selector=zincati")
+            assert status == 200 and "zincati_identity_os_info{" in body, (status, body[:200])
+
+        def prometheus_has_the_fleet() -> None:
+            query = urllib.parse.quote("count(zincati_identity_os_info)")
+            status, body = _get(f"{prometheus_url}/api/v1/query?query={query}")
+            result = json.loads(body)["data"]["result"]
+            assert status == 200 and result and float(result[0]["value"][1]) >= 20, body
+
+        _eventually(bridge_answers, 30)
+        _eventually(prometheus_has_the_fleet, 60)
+        out.wait_for(r"alert -> (ticket|pager) +FIRING +OSUpdate(?!Heartbeat)\w+", 150)
+        out.wait_for(r"\[scenario \d+:\d+\] newest [\d.]+ on \d+/24 hosts", 10)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(60) == 0
+        out.wait_for(r"demo stopped: Prometheus, Alertmanager, the receiver and 24 bridges are down", 5)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        out.close()
+    assert not [pid for pid in pids if _alive(pid)], "a server the demo started is still running"
+    assert not [port for port in ports if _listening(port)], "a port the demo opened still listens"
+    assert list(directory.rglob("*.sock")) == []
+    assert (directory / "bundle" / "prometheus" / "rules" / "alerts.yml").exists()
+
+
+def test_a_port_in_use_is_named_with_its_flag() -> None:
+    with socket.socket() as taken:
+        taken.bind((LOOPBACK, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            local_exporter_args("demo", "--prometheus-port", str(port)),
+            env=python_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert f"port {port} on 127.0.0.1 is not available" in result.stderr
+    assert "--prometheus-port" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_servers_say_how_to_install_them(tmp_path: Path) -> None:
+    # A PATH without Debian's prometheus and prometheus-alertmanager.
+    result = subprocess.run(
+        local_exporter_args("demo"),
+        env=python_env({"PATH": str(tmp_path)}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "needs prometheus, prometheus-alertmanager: run scripts/bootstrap" in result.stderr
+    assert "Traceback" not in result.stderr
