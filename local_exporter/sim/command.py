@@ -62,6 +62,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     live.add_argument("--airlock-port", type=int, default=19099, help="airlock's port under fleet_lock (0: any free)")
     live.add_argument("--no-airlock", action="store_true", help="run no airlock (the hosts still share its slots)")
     live.add_argument("--scrape-interval", default="15s", help="scrape interval in the written prometheus.yml")
+    live.add_argument(
+        "--target-host", default="", help="host name Prometheus reaches the bridges at (default: --address)"
+    )
     live.add_argument("--exit-at-end", action="store_true", help="stop when the scenario ends (default: keep serving)")
     history = parser.add_argument_group("history")
     history.add_argument("--backfill", type=Path, metavar="FILE", help="write the scenario as OpenMetrics and exit")
@@ -139,6 +142,7 @@ def _live(scenario: Scenario, args: argparse.Namespace) -> int:
             bridge_port_base=args.bridge_port_base,
             airlock_port=None if args.no_airlock else args.airlock_port,
             scrape_interval=args.scrape_interval,
+            target_host=args.target_host,
         )
         try:
             live = LiveFleet(scenario, options)

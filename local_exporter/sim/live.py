@@ -24,7 +24,7 @@ import os
 import resource
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -63,6 +63,9 @@ class LiveOptions:
     #: Wall seconds between two advances of the fleet.
     step: float = 0.2
     scrape_interval: str = "15s"
+    #: The host name Prometheus reaches the bridges and airlock at ("": `address`), as in a
+    #: compose stack where they listen on 0.0.0.0 and are reached by the service's name.
+    target_host: str = ""
 
 
 class HostTransport(Protocol):
@@ -264,15 +267,25 @@ class LiveFleet:
         assert self.fleet is not None
         directory = self.options.directory / "prometheus"
         directory.mkdir(parents=True, exist_ok=True)
+        reached_at = self.options.target_host or self.options.address
         targets = [
-            {"targets": [f"{self.options.address}:{port}"], "labels": {"instance": host.name}}
+            {"targets": [f"{reached_at}:{port}"], "labels": {"instance": host.name}}
             for host, port in zip(self.fleet.hosts, self.bridge_ports, strict=True)
         ]
         bridges = directory / "bridges.json"
-        partial = directory / ".bridges.json.tmp"
-        partial.write_text(json.dumps(targets, indent=1) + "\n")
-        os.replace(partial, bridges)
+        _replace(bridges, targets)
+        # The airlock as a file_sd target too: a Prometheus that reads both files finds it only
+        # while a simulated fleet runs (the compose stack's demo profile).
+        airlock = [{"targets": [f"{reached_at}:{self.airlock_port}"], "labels": {"instance": AIRLOCK_INSTANCE}}]
+        _replace(directory / "airlock.json", airlock if self.airlock_port is not None else [])
         (directory / "prometheus.yml").write_text(prometheus_config(self, bridges))
+
+
+def _replace(path: Path, targets: Sequence[Mapping[str, object]]) -> None:
+    """Write a file_sd file whole: Prometheus never reads half of one."""
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(json.dumps(targets, indent=1) + "\n")
+    os.replace(partial, path)
 
 
 def ensure_descriptors(hosts: int) -> str | None:
