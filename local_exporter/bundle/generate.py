@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from local_exporter.bundle import alertmanager, compose, dashboards, prometheus_config, provisioning
+from local_exporter.bundle import alertmanager, compose, dashboards, kubernetes, prometheus_config, provisioning
 from local_exporter.bundle.alerts import alert_groups
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.rules import recording_rules
@@ -28,6 +28,7 @@ def render(config: BundleConfig) -> dict[str, str]:
         **dashboards.render(config),
         **provisioning.render(config),
         **compose.render(config),
+        **kubernetes.render(config),
     }
 
 
