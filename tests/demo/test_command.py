@@ -127,7 +127,9 @@ def test_the_demo_runs_alerts_and_leaves_nothing_behind(tmp_path: Path) -> None:
         _eventually(bridge_answers, 30)
         _eventually(prometheus_has_the_fleet, 60)
         # An alert one of the scenario's injected faults causes (a dead-end release, an agent down or stale).
-        out.wait_for(r"alert -> (ticket|pager) +FIRING +OSUpdate(BootedDeadEnd|AgentDown|AgentStale|ChecksFailing)", 150)
+        out.wait_for(
+            r"alert -> (ticket|pager) +FIRING +OSUpdate(BootedDeadEnd|AgentDown|AgentStale|ChecksFailing)", 150
+        )
         out.wait_for(r"\[scenario \d+:\d+\] newest [\d.]+ on \d+/24 hosts", 10)
         process.send_signal(signal.SIGINT)
         assert process.wait(60) == 0
@@ -173,3 +175,40 @@ def test_missing_servers_say_how_to_install_them(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "needs prometheus, prometheus-alertmanager: run scripts/bootstrap" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex((LOOPBACK, port)) != 0
+
+
+@pytest.mark.timeout(400)
+def test_the_readmes_first_command_runs_as_written() -> None:
+    """The README's demo command, exactly as a new user types it (bootstrap included), until Ctrl-C."""
+    root = Path(__file__).resolve().parents[2]
+    (command,) = re.findall(r"```sh\n(.+?)\n```", (root / "README.md").read_text())[:1]
+    busy = [port for port in (9090, 9093, 9099, 19099, 19100) if not _free(port)]
+    if busy:
+        pytest.skip(f"the demo's default ports {busy} are in use on this machine")
+    process = subprocess.Popen(
+        ["bash", "-c", command],
+        cwd=root,
+        env=python_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    out = Output(process)
+    try:
+        out.wait_for(r"Prometheus +http://127\.0\.0\.1:9090 +\(pid \d+\)", 300)
+        out.wait_for(r"\[scenario \d+:\d+\] newest [\d.]+ on \d+/24 hosts", 60)
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+        assert process.wait(60) == 0
+        out.wait_for(r"demo stopped", 5)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        out.close()
+    assert all(_free(port) for port in (9090, 9093, 9099, 19099, 19100))
