@@ -29,7 +29,7 @@ def make_app(config: Config, registry: CollectorRegistry | None = None) -> web.A
     app[METRICS] = ExporterMetrics(registry or CollectorRegistry(), ((s.name, s.kind) for s in config.selectors))
     app[READY] = [False]
     # Selectors are added when the sources open (cleanup_ctx); until then none is known.
-    app[BRIDGE] = Bridge({}, app[METRICS], config.service.scrape_timeout_offset)
+    app[BRIDGE] = Bridge({}, app[METRICS], config.service.scrape_timeout_offset, config.service.max_in_flight)
     app.cleanup_ctx.append(_sources)
     app.router.add_get("/", _landing)
     app.router.add_get("/bridge", app[BRIDGE].handle)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from local_exporter import payload
+from local_exporter import limits, payload
 from local_exporter.config import SelectorConfig
 from local_exporter.deadlines import Deadlines
 from local_exporter.errors import OUTCOME_STATUS, REJECTION_STATUS, DeadlineExceeded, SourceError
@@ -32,6 +32,14 @@ _MEMO_LIMIT = 64
 
 
 @dataclass
+class Read:
+    """One read of a source, awaited by every scrape that shares it; cancelled when none is left."""
+
+    task: asyncio.Future[bytes]
+    waiters: int = 0
+
+
+@dataclass
 class Selector:
     """A configured selector at run time: its config, its open source and its metrics."""
 
@@ -42,13 +50,25 @@ class Selector:
     # Deadline per scrape-timeout header value: each Prometheus job sends the same value on every
     # scrape. Bounded, so clients sending arbitrary values cannot grow memory.
     deadlines: dict[str | None, float] = field(default_factory=dict)
+    # The read concurrent scrapes join (coalescing), and how many reads are running.
+    shared: Read | None = None
+    reads: int = 0
 
 
 class Bridge:
-    def __init__(self, selectors: dict[str, Selector], metrics: ExporterMetrics, timeout_offset: float) -> None:
+    def __init__(
+        self,
+        selectors: dict[str, Selector],
+        metrics: ExporterMetrics,
+        timeout_offset: float,
+        max_in_flight: int = limits.DEFAULT_MAX_IN_FLIGHT,
+    ) -> None:
         self.selectors = selectors
         self.metrics = metrics
         self.timeout_offset = timeout_offset
+        self.max_in_flight = max_in_flight
+        # Scrapes waiting on a source now, every selector together.
+        self.in_flight = 0
         self.deadlines = Deadlines()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -63,13 +83,26 @@ class Bridge:
             if isinstance(target, web.Response):
                 return target
             selector, deadline = target
+        shared = selector.shared
+        # Inline comparisons: the usual scrape pays two, not a call (see `handle`'s first comment).
+        if shared is None and (
+            self.in_flight >= self.max_in_flight or selector.reads >= selector.config.max_concurrency
+        ):
+            return self._refusal(selector)
         started = time.perf_counter()
         try:
-            answer = selector.source.fetch()
-            # A source that answers without waiting (a file) returns bytes: with nothing awaited,
-            # no deadline can pass and no client can go away, so none is registered (~4 k
-            # instructions a scrape, docs/benchmarks.md).
-            body = answer if isinstance(answer, bytes) else await self._within(selector, answer, deadline, started)
+            if shared is not None:
+                selector.metrics.coalesced += 1
+                body = await self._within(selector, shared, deadline, started)
+            else:
+                answer = selector.source.fetch()
+                # A source that answers without waiting (a file) returns bytes: with nothing
+                # awaited, no deadline can pass and no client can go away, so none is registered
+                # (~4 k instructions a scrape, docs/benchmarks.md).
+                if isinstance(answer, bytes):
+                    body = answer
+                else:
+                    body = await self._within(selector, self._read(selector, answer), deadline, started)
             content_type = payload.content_type(body)
         except SourceError as exc:
             return self._failed(selector, exc.outcome, str(exc), started)
@@ -82,15 +115,44 @@ class Bridge:
             log.info("scrape recovered", extra=fields(selector=selector.config.name))
         return exposition(request, body, content_type)
 
-    async def _within(self, selector: Selector, pending: Awaitable[bytes], deadline: float, started: float) -> bytes:
-        """Await a source's answer under the scrape's deadline, counted as in flight meanwhile."""
+    def _refusal(self, selector: Selector) -> web.Response:
+        """The 503 for a scrape past a cap: the bridge's in-flight scrapes, or the selector's reads."""
+        if self.in_flight >= self.max_in_flight:
+            return self._reject("overloaded", f"{self.in_flight} scrapes already waiting on sources: try again later")
+        return self._reject(
+            "selector_busy",
+            f"selector {selector.config.name}: {selector.reads} reads of its source already running",
+        )
+
+    def _read(self, selector: Selector, pending: Awaitable[bytes]) -> Read:
+        """Start a read of the selector's source; with coalescing, later scrapes join it."""
+        read = Read(asyncio.ensure_future(pending))
+        selector.reads += 1
+
+        def finished(task: asyncio.Future[bytes]) -> None:
+            selector.reads -= 1
+            if selector.shared is read:
+                selector.shared = None
+            if not task.cancelled():
+                task.exception()  # retrieved: every waiter has its own copy, or none is left
+
+        read.task.add_done_callback(finished)
+        if selector.config.coalesce:
+            selector.shared = read
+        return read
+
+    async def _within(self, selector: Selector, read: Read, deadline: float, started: float) -> bytes:
+        """Await a read under this scrape's deadline, counted as in flight meanwhile. The read
+        outlives a scrape that leaves while others still wait for it."""
         task = asyncio.current_task()
         assert task is not None
         metrics = selector.metrics
         metrics.in_flight += 1
+        self.in_flight += 1
+        read.waiters += 1
         self.deadlines.watch(task, deadline)
         try:
-            return await pending
+            return await asyncio.shield(read.task)
         except asyncio.CancelledError:
             if self.deadlines.unwatch(task) and task.uncancel() == 0:
                 raise DeadlineExceeded(f"no complete answer within the {deadline:g} s deadline") from None
@@ -101,6 +163,10 @@ class Bridge:
         finally:
             self.deadlines.unwatch(task)
             metrics.in_flight -= 1
+            self.in_flight -= 1
+            read.waiters -= 1
+            if read.waiters == 0 and not read.task.done():
+                read.task.cancel()
 
     def _target(self, request: web.Request, names: Sequence[str]) -> tuple[Selector, float] | web.Response:
         """The selector and deadline a request asks for, or the 400/404 answer."""

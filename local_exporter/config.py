@@ -30,6 +30,7 @@ class ServiceConfig:
     address: str = "0.0.0.0"
     port: int = 9598
     scrape_timeout_offset: float = limits.DEFAULT_SCRAPE_TIMEOUT_OFFSET
+    max_in_flight: int = limits.DEFAULT_MAX_IN_FLIGHT
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class SelectorConfig:
     timeout: float
     max_bytes: int
     source: SourceSettings
+    #: Concurrent scrapes share one source read (no caching: a scrape after it ends reads anew).
+    coalesce: bool = True
+    max_concurrency: int = limits.DEFAULT_MAX_CONCURRENCY
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,7 @@ def _read_service(table: Table) -> ServiceConfig:
         scrape_timeout_offset=table.number(
             "scrape_timeout_offset", defaults.scrape_timeout_offset, low=0, high=60, zero_ok=True
         ),
+        max_in_flight=table.integer("max_in_flight", defaults.max_in_flight, low=1, high=limits.MAX_MAX_IN_FLIGHT),
     )
     table.finish()
     return config
@@ -150,6 +155,10 @@ def _read_selector(name: str, table: Table, buses: BusAddresses) -> SelectorConf
     kind = table.choice("kind", tuple(KINDS))
     timeout = table.number("timeout", limits.DEFAULT_TIMEOUT_SECONDS, low=0, high=limits.MAX_TIMEOUT_SECONDS)
     max_bytes = table.integer("max_bytes", limits.DEFAULT_MAX_BYTES, low=1, high=limits.MAX_MAX_BYTES)
+    coalesce = table.boolean("coalesce", True)
+    concurrency = table.integer(
+        "max_concurrency", limits.DEFAULT_MAX_CONCURRENCY, low=1, high=limits.MAX_MAX_CONCURRENCY
+    )
     if kind is None:
         # Without a kind we cannot tell which keys belong: report only the kind.
         return None
@@ -157,4 +166,4 @@ def _read_selector(name: str, table: Table, buses: BusAddresses) -> SelectorConf
     table.finish()
     if source is None:
         return None
-    return SelectorConfig(name, kind, timeout, max_bytes, source)
+    return SelectorConfig(name, kind, timeout, max_bytes, source, coalesce, concurrency)

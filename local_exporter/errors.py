@@ -34,6 +34,10 @@ OUTCOME_STATUS: dict[str, int] = {
 REJECTION_STATUS: dict[str, int] = {
     "bad_request": 400,
     "unknown_selector": 404,
+    # Too many scrapes waiting on sources at once (service.max_in_flight).
+    "overloaded": 503,
+    # Too many reads of one selector's source at once (its max_concurrency).
+    "selector_busy": 503,
 }
 
 

@@ -16,6 +16,16 @@ MAX_TIMEOUT_SECONDS = 300.0
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 MAX_MAX_BYTES = 1024 * 1024 * 1024
 
+# Scrapes waiting on sources at once, all selectors together (config key
+# `service.max_in_flight`): past it a scrape is refused with 503 rather than queued, so a flood
+# or a hung source cannot pile up sockets and memory.
+DEFAULT_MAX_IN_FLIGHT = 256
+MAX_MAX_IN_FLIGHT = 100_000
+# Concurrent reads of one selector's source (config key `max_concurrency`). With `coalesce`
+# (the default) concurrent scrapes share one read, so this only binds when coalescing is off.
+DEFAULT_MAX_CONCURRENCY = 4
+MAX_MAX_CONCURRENCY = 1_000
+
 # Taken off Prometheus' scrape timeout so our answer, even a 504, arrives in time
 # (blackbox_exporter's convention; config key `service.scrape_timeout_offset`).
 DEFAULT_SCRAPE_TIMEOUT_OFFSET = 0.5

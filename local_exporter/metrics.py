@@ -30,6 +30,7 @@ RESPONSE_BYTES_TOTAL = f"{NAMESPACE}_bridge_response_bytes_total"
 LAST_PAYLOAD_BYTES = f"{NAMESPACE}_bridge_last_payload_bytes"
 LAST_SUCCESS_TIMESTAMP_SECONDS = f"{NAMESPACE}_bridge_last_success_timestamp_seconds"
 IN_FLIGHT_REQUESTS = f"{NAMESPACE}_bridge_in_flight_requests"
+COALESCED_REQUESTS_TOTAL = f"{NAMESPACE}_bridge_coalesced_requests_total"
 REJECTED_REQUESTS_TOTAL = f"{NAMESPACE}_bridge_rejected_requests_total"
 SELECTOR_INFO = f"{NAMESPACE}_selector_info"
 BUILD_INFO = f"{NAMESPACE}_build_info"
@@ -55,6 +56,8 @@ class SelectorStats:
     # saves a clock call per scrape. A step of the wall clock moves it along with the clock.
     last_success_clock: float = 0.0
     in_flight: int = 0
+    # Scrapes answered by joining a read another scrape of the selector had started.
+    coalesced: int = 0
 
     def record_success(self, size: int, started: float, finished: float) -> None:
         """A success between two perf_counter() readings. Spelled out: it runs on every scrape."""
@@ -113,6 +116,11 @@ class ExporterMetrics:
             LAST_SUCCESS_TIMESTAMP_SECONDS, "Unix time of the last successful scrape per selector.", labels=["selector"]
         )
         in_flight = GaugeMetricFamily(IN_FLIGHT_REQUESTS, "Scrapes of /bridge being answered now.", labels=["selector"])
+        coalesced = CounterMetricFamily(
+            COALESCED_REQUESTS_TOTAL,
+            "Scrapes of /bridge that shared a source read another scrape of the selector had started.",
+            labels=["selector"],
+        )
         info = GaugeMetricFamily(
             SELECTOR_INFO, "Configured selectors and their source kind.", labels=["selector", "kind"]
         )
@@ -129,6 +137,7 @@ class ExporterMetrics:
             last_payload.add_metric([name], s.last_payload_bytes)
             last_success.add_metric([name], s.last_success_clock + unix_minus_clock if s.outcomes["success"] else 0.0)
             in_flight.add_metric([name], s.in_flight)
+            coalesced.add_metric([name], s.coalesced)
             info.add_metric([name, s.kind], 1)
         rejected = CounterMetricFamily(
             REJECTED_REQUESTS_TOTAL, "Requests to /bridge refused before reaching a source.", labels=["reason"]
@@ -139,4 +148,15 @@ class ExporterMetrics:
             BUILD_INFO, "Version of local_exporter and of its Python.", labels=["version", "python_version"]
         )
         build.add_metric([__version__, platform.python_version()], 1)
-        yield from (requests, duration, response_bytes, last_payload, last_success, in_flight, rejected, info, build)
+        yield from (
+            requests,
+            duration,
+            response_bytes,
+            last_payload,
+            last_success,
+            in_flight,
+            coalesced,
+            rejected,
+            info,
+            build,
+        )
