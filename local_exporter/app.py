@@ -2,61 +2,81 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 from aiohttp.hdrs import ACCEPT
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from local_exporter import landing
-from local_exporter.bridge import Bridge, Selector
+from local_exporter import landing, reload
+from local_exporter.bridge import Bridge
 from local_exporter.config import Config
 from local_exporter.metrics import ExporterMetrics
 from local_exporter.responses import exposition, text
-from local_exporter.sources import SharedResources, SourceLimits
 
-CONFIG = web.AppKey("config", Config)
+RUNNING = web.AppKey("running", reload.Running)
 METRICS = web.AppKey("metrics", ExporterMetrics)
 BRIDGE = web.AppKey("bridge", Bridge)
-READY = web.AppKey("ready", list)
 
 
-def make_app(config: Config, registry: CollectorRegistry | None = None) -> web.Application:
-    """The bridge app; pass a registry to inspect its metrics (each app gets its own otherwise)."""
+def make_app(
+    config: Config, registry: CollectorRegistry | None = None, path: Path | None = None, *, sighup: bool = False
+) -> web.Application:
+    """The bridge app; pass a registry to inspect its metrics (each app gets its own otherwise).
+
+    With `path`, `POST /-/reload` (and SIGHUP, with `sighup`) re-reads that file (reload.py).
+    """
     app = web.Application()
-    app[CONFIG] = config
+    app[RUNNING] = reload.Running(config, path)
     app[METRICS] = ExporterMetrics(registry or CollectorRegistry(), ((s.name, s.kind) for s in config.selectors))
-    app[READY] = [False]
     # Selectors are added when the sources open (cleanup_ctx); until then none is known.
     app[BRIDGE] = Bridge({}, app[METRICS], config.service.scrape_timeout_offset, config.service.max_in_flight)
     app.cleanup_ctx.append(_sources)
+    if sighup:
+        app.cleanup_ctx.append(_reload_on_sighup)
     app.router.add_get("/", _landing)
     app.router.add_get("/bridge", app[BRIDGE].handle)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/-/healthy", _healthy)
     app.router.add_get("/-/ready", _ready)
+    app.router.add_post("/-/reload", _reload)
     return app
 
 
 async def _sources(app: web.Application) -> AsyncIterator[None]:
     """Open every selector's source at start and close them all at stop."""
-    config, metrics = app[CONFIG], app[METRICS]
-    shared = SharedResources()
-    bridge = app[BRIDGE]
-    bridge.selectors = {
-        s.name: Selector(s, s.source.open(SourceLimits(max_bytes=s.max_bytes), shared), metrics.selectors[s.name])
-        for s in config.selectors
-    }
-    app[READY][0] = True
+    running, bridge = app[RUNNING], app[BRIDGE]
+    bridge.selectors = reload.open_selectors(running.config, running, app[METRICS])
+    running.ready = True
     try:
         yield
     finally:
-        app[READY][0] = False
+        running.ready = False
         bridge.deadlines.close()
-        for selector in bridge.selectors.values():
-            await selector.source.aclose()
-        await shared.aclose()
+        await reload.close(running, bridge)
+
+
+async def _reload_on_sighup(app: web.Application) -> AsyncIterator[None]:
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, _apply_reload, app)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+
+def _apply_reload(app: web.Application) -> tuple[bool, str]:
+    return reload.reload(app[RUNNING], app[BRIDGE], app[METRICS])
+
+
+async def _reload(request: web.Request) -> web.Response:
+    done, message = _apply_reload(request.app)
+    # Prometheus' and Alertmanager's convention: a config that cannot be loaded is a 500.
+    return text(200 if done else 500, message)
 
 
 async def _metrics(request: web.Request) -> web.Response:
@@ -66,7 +86,7 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 async def _landing(request: web.Request) -> web.Response:
-    return web.Response(text=landing.render(request.app[CONFIG]), content_type="text/html", charset="utf-8")
+    return web.Response(text=landing.render(request.app[RUNNING].config), content_type="text/html", charset="utf-8")
 
 
 async def _healthy(request: web.Request) -> web.Response:
@@ -74,6 +94,6 @@ async def _healthy(request: web.Request) -> web.Response:
 
 
 async def _ready(request: web.Request) -> web.Response:
-    if request.app[READY][0]:
+    if request.app[RUNNING].ready:
         return text(200, "Ready.")
     return text(503, "Not ready.")

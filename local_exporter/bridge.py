@@ -53,6 +53,8 @@ class Selector:
     # The read concurrent scrapes join (coalescing), and how many reads are running.
     shared: Read | None = None
     reads: int = 0
+    # The running reads' tasks: what a reload waits for before closing a replaced source.
+    running: set[asyncio.Future[bytes]] = field(default_factory=set)
 
 
 class Bridge:
@@ -128,9 +130,11 @@ class Bridge:
         """Start a read of the selector's source; with coalescing, later scrapes join it."""
         read = Read(asyncio.ensure_future(pending))
         selector.reads += 1
+        selector.running.add(read.task)
 
         def finished(task: asyncio.Future[bytes]) -> None:
             selector.reads -= 1
+            selector.running.discard(task)
             if selector.shared is read:
                 selector.shared = None
             if not task.cancelled():

@@ -132,7 +132,7 @@ def serve(path: Path) -> int:
         return 1
     from local_exporter.app import make_app
 
-    return run(make_app(config), config)
+    return run(make_app(config, path=path, sighup=True), config)
 
 
 def example(address: str, port: int) -> int:

@@ -34,6 +34,8 @@ COALESCED_REQUESTS_TOTAL = f"{NAMESPACE}_bridge_coalesced_requests_total"
 REJECTED_REQUESTS_TOTAL = f"{NAMESPACE}_bridge_rejected_requests_total"
 SELECTOR_INFO = f"{NAMESPACE}_selector_info"
 BUILD_INFO = f"{NAMESPACE}_build_info"
+RELOAD_SUCCESSFUL = f"{NAMESPACE}_config_last_reload_successful"
+RELOAD_SUCCESS_TIMESTAMP = f"{NAMESPACE}_config_last_reload_success_timestamp_seconds"
 
 # Scrapes of host-local sources take sub-millisecond to seconds.
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -83,6 +85,10 @@ class ExporterMetrics:
         self.registry = registry
         self.selectors = {name: SelectorStats(kind) for name, kind in selectors}
         self.rejections = dict.fromkeys(REJECTION_STATUS, 0)
+        # The last config reload (reload.py): its outcome, and when one last succeeded (start
+        # counts as one).
+        self.reload_successful = True
+        self.reload_success_time = time.time()
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
         registry.register(self)
@@ -159,4 +165,14 @@ class ExporterMetrics:
             rejected,
             info,
             build,
+            GaugeMetricFamily(
+                RELOAD_SUCCESSFUL,
+                "Whether the last config reload succeeded (1) or was refused (0).",
+                value=self.reload_successful,
+            ),
+            GaugeMetricFamily(
+                RELOAD_SUCCESS_TIMESTAMP,
+                "Unix time of the last successful config load.",
+                value=self.reload_success_time,
+            ),
         )
