@@ -51,6 +51,7 @@ async def _sources(app: web.Application) -> AsyncIterator[None]:
     """Open every selector's source at start and close them all at stop."""
     running, bridge = app[RUNNING], app[BRIDGE]
     bridge.selectors = reload.open_selectors(running.config, running, app[METRICS])
+    app[METRICS].source_gauges = lambda: {name: s.source.gauges() for name, s in bridge.selectors.items()}
     running.ready = True
     try:
         yield

@@ -24,6 +24,8 @@ OUTCOME_STATUS: dict[str, int] = {
     "bad_payload": 502,
     "too_large": 502,
     "timeout": 504,
+    # A file older than its selector's max_age: the daemon stopped rewriting it.
+    "stale": 503,
     # The client went away before we answered; nobody reads the status.
     "cancelled": 499,
     # A bug in the bridge itself; never expected, but counted rather than hidden.
@@ -53,6 +55,10 @@ class SourceError(Exception):
 
 class SourceUnavailable(SourceError):
     outcome = "unavailable"
+
+
+class SourceStale(SourceError):
+    outcome = "stale"
 
 
 class SourceFailed(SourceError):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import platform
 import time
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
@@ -34,6 +34,11 @@ COALESCED_REQUESTS_TOTAL = f"{NAMESPACE}_bridge_coalesced_requests_total"
 REJECTED_REQUESTS_TOTAL = f"{NAMESPACE}_bridge_rejected_requests_total"
 SELECTOR_INFO = f"{NAMESPACE}_selector_info"
 BUILD_INFO = f"{NAMESPACE}_build_info"
+FILE_MTIME_SECONDS = f"{NAMESPACE}_bridge_file_mtime_seconds"
+#: What sources report for /metrics (Source.gauges), by the name after `local_exporter_bridge_`.
+SOURCE_GAUGES = {
+    FILE_MTIME_SECONDS.removeprefix(f"{NAMESPACE}_bridge_"): "Modification time of a file selector's file (Unix time)."
+}
 RELOAD_SUCCESSFUL = f"{NAMESPACE}_config_last_reload_successful"
 RELOAD_SUCCESS_TIMESTAMP = f"{NAMESPACE}_config_last_reload_success_timestamp_seconds"
 
@@ -89,6 +94,8 @@ class ExporterMetrics:
         # counts as one).
         self.reload_successful = True
         self.reload_success_time = time.time()
+        # Selector -> its source's gauges (set by the app once the sources are open).
+        self.source_gauges: Callable[[], Mapping[str, Mapping[str, float]]] = dict
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
         registry.register(self)
@@ -101,6 +108,16 @@ class ExporterMetrics:
 
     def collect(self) -> Iterator[Metric]:
         return self._families()
+
+    def _source_families(self) -> list[Metric]:
+        families = {
+            key: GaugeMetricFamily(f"{NAMESPACE}_bridge_{key}", text, labels=["selector"])
+            for key, text in SOURCE_GAUGES.items()
+        }
+        for name, readings in sorted(self.source_gauges().items()):
+            for key, value in readings.items():
+                families[key].add_metric([name], value)
+        return [family for family in families.values() if family.samples]
 
     def _families(self) -> Iterator[Metric]:
         stats = sorted(self.selectors.items())
@@ -165,6 +182,7 @@ class ExporterMetrics:
             rejected,
             info,
             build,
+            *self._source_families(),
             GaugeMetricFamily(
                 RELOAD_SUCCESSFUL,
                 "Whether the last config reload succeeded (1) or was refused (0).",

@@ -323,6 +323,9 @@ class BuggySource:
     async def aclose(self) -> None:
         return None
 
+    def gauges(self) -> dict[str, float]:
+        return {}
+
 
 async def test_a_bug_in_a_source_is_a_counted_500_not_a_traceback(bridge) -> None:
     client, registry, _ = bridge
@@ -331,3 +334,21 @@ async def test_a_bug_in_a_source_is_a_counted_500_not_a_traceback(bridge) -> Non
     text = await expect(client, "good-file", 500, "selector good-file: internal_error: internal error: RuntimeError")
     assert "Traceback" not in text
     assert sample(registry, REQUESTS, selector="good-file", outcome="internal_error") == 1
+
+
+async def test_a_stale_file_is_503_and_its_age_is_on_metrics(aiohttp_client, short_dir: Path) -> None:
+    path = short_dir / "m.prom"
+    path.write_text("up 1\n")
+    old = time.time() - 3600
+    os.utime(path, (old, old))
+    registry = CollectorRegistry()
+    toml = f'[bridge.selectors]\nm = {{ kind = "file", path = "{path}", max_age = 600 }}\n'
+    client = await aiohttp_client(bridge_app(toml, registry))
+    async with client.get("/bridge?selector=m") as response:
+        assert response.status == 503
+        assert "selector m: stale: " in await response.text()
+    assert sample(registry, REQUESTS, selector="m", outcome="stale") == 1
+    assert sample(registry, "local_exporter_bridge_file_mtime_seconds", selector="m") == pytest.approx(old)
+    path.write_text("up 1\n")  # the daemon writes again
+    async with client.get("/bridge?selector=m") as response:
+        assert response.status == 200

@@ -7,7 +7,7 @@ status codes, metrics and logging belong to the bridge, so every kind gets them 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -25,6 +25,10 @@ class Source(Protocol):
 
     async def aclose(self) -> None:
         """Release whatever the source keeps between scrapes."""
+
+    def gauges(self) -> Mapping[str, float]:
+        """What the source knows that /metrics should show, by metric name after
+        `local_exporter_bridge_` (a file's modification time); most kinds have nothing."""
 
 
 @dataclass(frozen=True)

@@ -195,6 +195,9 @@ class DBusSource:
         self.connection = connection
         self._slots = asyncio.Semaphore(settings.max_calls_in_flight)
 
+    def gauges(self) -> dict[str, float]:
+        return {}
+
     async def fetch(self) -> bytes:
         async with self._slots:
             reply = await self._call()

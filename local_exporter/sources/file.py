@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -12,6 +13,7 @@ from local_exporter.errors import (
     PayloadTooLarge,
     SourceError,
     SourceFailed,
+    SourceStale,
     from_os_error,
 )
 from local_exporter.fields import Table
@@ -25,25 +27,52 @@ _MISSING = frozenset((errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM))
 @dataclass(frozen=True)
 class FileSettings:
     path: PurePosixPath
+    #: Seconds since the last write after which the file is `stale` (503); 0: never.
+    max_age: float = 0.0
 
     def describe(self) -> str:
         return f"file {self.path}"
 
     def open(self, limits: SourceLimits, shared: SharedResources) -> FileSource:
-        return FileSource(str(self.path), limits.max_bytes)
+        return FileSource(str(self.path), limits.max_bytes, self.max_age)
 
 
 def parse(table: Table, buses: BusAddresses) -> FileSettings | None:
     path = table.absolute_path("path")
-    return None if path is None else FileSettings(path)
+    max_age = table.number("max_age", 0.0, low=0, high=MAX_AGE_SECONDS, zero_ok=True)
+    return None if path is None else FileSettings(path, max_age)
+
+
+#: A week: a larger max_age would hide a daemon that stopped for good.
+MAX_AGE_SECONDS = 7 * 24 * 3600.0
 
 
 class FileSource:
-    def __init__(self, path: str, max_bytes: int) -> None:
+    def __init__(self, path: str, max_bytes: int, max_age: float = 0.0) -> None:
         self.path = path
         self.max_bytes = max_bytes
+        self.max_age = max_age
+        # The modification time seen at the last read, for /metrics.
+        self.mtime: float | None = None
+
+    def gauges(self) -> dict[str, float]:
+        if self.mtime is None:
+            try:
+                self.mtime = os.stat(self.path).st_mtime
+            except OSError:
+                return {}
+        return {"file_mtime_seconds": self.mtime}
 
     def fetch(self) -> bytes:
+        body = self._read()
+        # Empty, or cut short without its final newline: a daemon rewriting the file in place
+        # (not by rename) was caught mid-write. One more read, at once, usually sees it whole;
+        # if not, the bridge's payload check reports it.
+        if not body.endswith(b"\n"):
+            body = self._read()
+        return body
+
+    def _read(self) -> bytes:
         # Read synchronously: files under /run are in memory and a thread hop would cost more than
         # the read. O_NONBLOCK keeps a FIFO from blocking the open; anything but a regular file is
         # refused so /dev/zero or a pipe cannot hang the loop or stream forever.
@@ -55,6 +84,13 @@ class FileSource:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise SourceFailed(f"read {self.path}: not a regular file")
+            self.mtime = info.st_mtime
+            if self.max_age:
+                age = time.time() - info.st_mtime
+                if age > self.max_age:
+                    raise SourceStale(
+                        f"{self.path} was last written {age:.0f} s ago, more than max_age {self.max_age:g} s"
+                    )
             # The first read asks for the size fstat reported plus one byte: a short read means
             # EOF, so a file that is not being written is read in one call into a buffer of its
             # own size. (Asking for max_bytes + 1 at once would make every read allocate and

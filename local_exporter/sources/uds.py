@@ -56,6 +56,9 @@ class UdsSource:
         self.path = path
         self.max_bytes = max_bytes
 
+    def gauges(self) -> dict[str, float]:
+        return {}
+
     async def fetch(self) -> bytes:
         loop = asyncio.get_running_loop()
         # A bare non-blocking socket costs less per scrape than a StreamReader, and closing it in
