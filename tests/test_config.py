@@ -43,7 +43,7 @@ path = "/com/github/lucab/Prombus"
 NAME_RULE = "selector names are 1-64 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
 NO_SELECTORS = "bridge.selectors: no selectors configured: add at least one [bridge.selectors.NAME] table"
 NOT_A_TABLE = "must be a table with at least `kind` and `path`"
-KINDS = "must be one of 'file', 'uds', 'dbus'"
+KINDS = "must be one of 'file', 'uds', 'dbus', 'http'"
 METHOD = "must be an interface and a method name in one dotted string"
 TLS = "service.tls: TLS is not built in yet: set tls = false and terminate TLS in front of the bridge"
 
@@ -373,14 +373,14 @@ BAD: list[tuple[str, str, list[str]]] = [
         timeout = 0
         whatever = 1
         [bridge.selectors.b]
-        kind = "http"
+        kind = "tcp"
         path = "/run/b"
         """,
         [
             # Without a kind its keys cannot be checked: only generic values are, then the kind.
             "test.toml:1: bridge.selectors.a.kind: is required",
             "test.toml:3: bridge.selectors.a.timeout: must be greater than 0 and at most 300, got 0",
-            f"test.toml:6: bridge.selectors.b.kind: {KINDS}, got 'http'",
+            f"test.toml:6: bridge.selectors.b.kind: {KINDS}, got 'tcp'",
         ],
     ),
     (
