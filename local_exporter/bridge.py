@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from local_exporter import limits, payload
+from local_exporter import labels, limits, payload
 from local_exporter.config import SelectorConfig
 from local_exporter.deadlines import Deadlines
 from local_exporter.errors import OUTCOME_STATUS, REJECTION_STATUS, DeadlineExceeded, SourceError
@@ -111,6 +111,8 @@ class Bridge:
         except Exception as exc:
             log.debug("internal error", exc_info=True)
             return self._failed(selector, "internal_error", f"internal error: {exc!r}"[:200], started)
+        if selector.config.labels:
+            body = labels.inject(body, selector.config.labels)
         selector.metrics.record_success(len(body), started, time.perf_counter())
         if selector.failing:
             selector.failing = False

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from local_exporter import limits
 from local_exporter.fields import Problems, Table, read_text
+from local_exporter.labels import LABEL_NAME
 from local_exporter.sources import KINDS, BusAddresses, SourceSettings
 from local_exporter.toml_lines import blank_lines, scan
 
@@ -43,6 +44,8 @@ class SelectorConfig:
     #: Concurrent scrapes share one source read (no caching: a scrape after it ends reads anew).
     coalesce: bool = True
     max_concurrency: int = limits.DEFAULT_MAX_CONCURRENCY
+    #: Labels added to every sample that does not carry them already (labels.py).
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,7 @@ def _read_selector(name: str, table: Table, buses: BusAddresses) -> SelectorConf
     timeout = table.number("timeout", limits.DEFAULT_TIMEOUT_SECONDS, low=0, high=limits.MAX_TIMEOUT_SECONDS)
     max_bytes = table.integer("max_bytes", limits.DEFAULT_MAX_BYTES, low=1, high=limits.MAX_MAX_BYTES)
     coalesce = table.boolean("coalesce", True)
+    labels = _read_labels(table.table("labels"))
     concurrency = table.integer(
         "max_concurrency", limits.DEFAULT_MAX_CONCURRENCY, low=1, high=limits.MAX_MAX_CONCURRENCY
     )
@@ -166,4 +170,16 @@ def _read_selector(name: str, table: Table, buses: BusAddresses) -> SelectorConf
     table.finish()
     if source is None:
         return None
-    return SelectorConfig(name, kind, timeout, max_bytes, source, coalesce, concurrency)
+    return SelectorConfig(name, kind, timeout, max_bytes, source, coalesce, concurrency, labels)
+
+
+def _read_labels(table: Table) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for name, value in table.subtables():
+        if not LABEL_NAME.match(name) or name.startswith("__"):
+            table.problem(name, "is not a label name: letters, digits and '_', not starting with a digit or '__'")
+        elif not isinstance(value, str):
+            table.problem(name, "must be a string (a label value)")
+        else:
+            pairs.append((name, value))
+    return tuple(sorted(pairs))
