@@ -39,7 +39,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
         buckets = per_second(names.BRIDGE_DURATION + "_bucket", "le, selector")
         return Query(
             f"histogram_quantile({quantile}, {buckets})",
-            legend=common.legend(config, f"{{{{selector}}}} p{round(quantile * 100)}"),
+            legend=common.legend_for(config, f"{{{{selector}}}} p{round(quantile * 100)}"),
         )
 
     fleet_panels = [
@@ -80,9 +80,12 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "/bridge scrapes per second across the fleet: success, or why they failed.",
             "reqps",
             [
-                Query(
-                    f"sum{common.by(config, 'selector', 'outcome')} ({rules.BRIDGE_REQUESTS_RATE}{fleet})",
-                    legend=common.legend(config, "{{selector}} {{outcome}}"),
+                common.breakdown(
+                    config,
+                    f"{rules.BRIDGE_REQUESTS_RATE}{fleet}",
+                    "selector",
+                    "outcome",
+                    legend="{{selector}} {{outcome}}",
                 )
             ],
             stacked=True,
@@ -96,7 +99,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
             [
                 Query(
                     per_second(names.BRIDGE_REQUESTS, "instance, selector, outcome", chosen_failed),
-                    legend=common.legend(config, "{{instance}} {{selector}} {{outcome}}"),
+                    legend=common.legend_for(config, "{{instance}} {{selector}} {{outcome}}"),
                 )
             ],
         ),
@@ -110,7 +113,12 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "Bytes served",
             "Exposition bytes served per second, before compression, per selector.",
             "Bps",
-            [Query(per_second(names.BRIDGE_RESPONSE_BYTES, "selector"), legend=common.legend(config, "{{selector}}"))],
+            [
+                Query(
+                    per_second(names.BRIDGE_RESPONSE_BYTES, "selector"),
+                    legend=common.legend_for(config, "{{selector}}"),
+                )
+            ],
         ),
         timeseries(
             "Requests refused",
@@ -119,7 +127,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
             [
                 Query(
                     per_second(names.BRIDGE_REJECTED, "reason", common.host(config)),
-                    legend=common.legend(config, "{{reason}}"),
+                    legend=common.legend_for(config, "{{reason}}"),
                 )
             ],
         ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from local_exporter.bundle import rules
 from local_exporter.bundle.config import BundleConfig
-from local_exporter.bundle.dashboards.style import BAD, GOOD, IDLE, WARN, Variable
+from local_exporter.bundle.dashboards.style import BAD, GOOD, IDLE, WARN, Query, Variable
 
 #: Phase -> (what a stat calls it, colour, what it means). Every phase of rules.PHASES.
 PHASE_STYLE: dict[str, tuple[str, str, str]] = {
@@ -48,9 +48,14 @@ def by(config: BundleConfig, *labels: str) -> str:
     return f" by ({', '.join(kept)})" if kept else ""
 
 
-def legend(config: BundleConfig, text: str) -> str:
+def legend_for(config: BundleConfig, text: str) -> str:
     """A legend for a breakdown made with `by`: the cluster first when several are shown."""
     return f"{{{{{config.cluster_label}}}}} {text}" if config.show_multi_cluster else text
+
+
+def breakdown(config: BundleConfig, series: str, *labels: str, legend: str) -> Query:
+    """`sum by (labels) (series)` with its legend: the cluster kept apart in both, or in neither."""
+    return Query(f"sum{by(config, *labels)} ({series})", legend=legend_for(config, legend))
 
 
 def fleet_variables(config: BundleConfig, source: str) -> list[Variable]:

@@ -81,12 +81,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "Failed update checks per second by kind: the update server's error kind, generic_http_<code>, or "
             "client_failed_* for errors on the host's side.",
             "ops",
-            [
-                Query(
-                    f"sum{common.by(config, 'kind')} ({rules.CHECK_ERRORS_RATE}{fleet})",
-                    legend=common.legend(config, "{{kind}}"),
-                )
-            ],
+            [common.breakdown(config, f"{rules.CHECK_ERRORS_RATE}{fleet}", "kind", legend="{{kind}}")],
             stacked=True,
         ),
         timeseries(
@@ -94,14 +89,8 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "Failed deploys (Zincati abandons a release after 12 in a row) and failed finalizations, per second.",
             "ops",
             [
-                Query(
-                    f"sum{common.by(config)} ({rules.DEPLOY_FAILURES_RATE}{fleet})",
-                    legend=common.legend(config, "deploy"),
-                ),
-                Query(
-                    f"sum{common.by(config)} ({rules.FINALIZE_FAILURES_RATE}{fleet})",
-                    legend=common.legend(config, "finalize"),
-                ),
+                common.breakdown(config, f"{rules.DEPLOY_FAILURES_RATE}{fleet}", legend="deploy"),
+                common.breakdown(config, f"{rules.FINALIZE_FAILURES_RATE}{fleet}", legend="finalize"),
             ],
         ),
         timeseries(
@@ -109,24 +98,14 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "FleetLock calls that failed, per second. failed_lock / lock_held on pre-reboot is a full reboot "
             "semaphore (waiting, not broken); anything else is an error.",
             "ops",
-            [
-                Query(
-                    f"sum{common.by(config, 'api', 'kind')} ({rules.LOCK_ERRORS_RATE}{fleet})",
-                    legend=common.legend(config, "{{api}}: {{kind}}"),
-                )
-            ],
+            [common.breakdown(config, f"{rules.LOCK_ERRORS_RATE}{fleet}", "api", "kind", legend="{{api}}: {{kind}}")],
             stacked=True,
         ),
         timeseries(
             "Hosts in error",
             "Hosts in phase `error` over time.",
             "none",
-            [
-                Query(
-                    f"sum{common.by(config)} ({rules.HOSTS_BY_PHASE}{in_error})",
-                    legend=common.legend(config, "hosts in error"),
-                )
-            ],
+            [common.breakdown(config, f"{rules.HOSTS_BY_PHASE}{in_error}", legend="hosts in error")],
         ),
     ]
     errors = "|".join(ERROR_COUNTERS)

@@ -34,7 +34,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
         return common.by(config, *labels)
 
     def legend(text: str) -> str:
-        return common.legend(config, text)
+        return common.legend_for(config, text)
 
     # A share is a sum over a sum: the recorded ratios of several jobs or clusters do not add up.
     share_of_stream = (

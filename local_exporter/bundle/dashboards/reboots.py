@@ -24,7 +24,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "Reboot slots held now, per FleetLock group (a host holds one from just before its reboot until it "
             "reports steady state on the new version).",
             "none",
-            [Query(holders, legend=common.legend(config, "{{group}}"), instant=True)],
+            [Query(holders, legend=common.legend_for(config, "{{group}}"), instant=True)],
             text_mode="value_and_name",
             width=8,
         ),
@@ -32,7 +32,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "Slots in use",
             "Held slots against configured slots per group: at 100 % every further host waits.",
             "percentunit",
-            [Query(f"{holders}\n/ {slots}", legend=common.legend(config, "{{group}}"), instant=True)],
+            [Query(f"{holders}\n/ {slots}", legend=common.legend_for(config, "{{group}}"), instant=True)],
             steps=((None, GOOD), (0.8, WARN), (1, BAD)),
             text_mode="value_and_name",
             width=8,
@@ -53,8 +53,8 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "Held slots (solid) against the configured slots (the ceiling) of each group.",
             "none",
             [
-                Query(holders, legend=common.legend(config, "{{group}} held")),
-                Query(slots, legend=common.legend(config, "{{group}} slots")),
+                Query(holders, legend=common.legend_for(config, "{{group}} held")),
+                Query(slots, legend=common.legend_for(config, "{{group}} slots")),
             ],
         ),
         timeseries(
@@ -63,14 +63,8 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "taken (per second).",
             "none",
             [
-                Query(
-                    f"sum{common.by(config)} ({rules.HOSTS_BY_PHASE}{waiting})",
-                    legend=common.legend(config, "hosts waiting"),
-                ),
-                Query(
-                    f"sum{common.by(config)} ({rules.LOCK_ERRORS_RATE}{busy})",
-                    legend=common.legend(config, "refusals per second"),
-                ),
+                common.breakdown(config, f"{rules.HOSTS_BY_PHASE}{waiting}", legend="hosts waiting"),
+                common.breakdown(config, f"{rules.LOCK_ERRORS_RATE}{busy}", legend="refusals per second"),
             ],
         ),
         timeseries(
@@ -78,13 +72,11 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "Requests airlock received: pre-reboot (take a slot) and steady-state (release it), per second.",
             "reqps",
             [
-                Query(
-                    f"sum{common.by(config)} (rate({names.AIRLOCK_PRE_REBOOT}{airlock}[$__rate_interval]))",
-                    legend=common.legend(config, "pre-reboot"),
+                common.breakdown(
+                    config, f"rate({names.AIRLOCK_PRE_REBOOT}{airlock}[$__rate_interval])", legend="pre-reboot"
                 ),
-                Query(
-                    f"sum{common.by(config)} (rate({names.AIRLOCK_STEADY_STATE}{airlock}[$__rate_interval]))",
-                    legend=common.legend(config, "steady-state"),
+                common.breakdown(
+                    config, f"rate({names.AIRLOCK_STEADY_STATE}{airlock}[$__rate_interval])", legend="steady-state"
                 ),
             ],
             width=24,

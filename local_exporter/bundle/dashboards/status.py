@@ -75,9 +75,12 @@ def dashboard(config: BundleConfig) -> Dashboard:
         "Every host that is not simply up to date, by phase and the version it runs.",
         "none",
         [
-            Query(
-                f"sum{common.by(config, 'phase', 'os_version')} ({rules.HOSTS_BY_PHASE_VERSION}{not_up_to_date})",
-                legend=common.legend(config, "{{phase}} on {{os_version}}"),
+            common.breakdown(
+                config,
+                f"{rules.HOSTS_BY_PHASE_VERSION}{not_up_to_date}",
+                "phase",
+                "os_version",
+                legend="{{phase}} on {{os_version}}",
             )
         ],
         width=16,
@@ -88,12 +91,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
         "Hosts per phase",
         "Every host counted once, in the first phase that applies.",
         "none",
-        [
-            Query(
-                f"sum{common.by(config, 'phase')} ({rules.HOSTS_BY_PHASE}{fleet})",
-                legend=common.legend(config, "{{phase}}"),
-            )
-        ],
+        [common.breakdown(config, f"{rules.HOSTS_BY_PHASE}{fleet}", "phase", legend="{{phase}}")],
         width=24,
         stacked=True,
         overrides=[fixed_colour(phase, colour) for phase, (_, colour, _) in common.PHASE_STYLE.items()],

@@ -13,7 +13,7 @@ SLUG = "versions"
 
 def dashboard(config: BundleConfig) -> Dashboard:
     fleet = common.fleet(config)
-    legend = common.legend(config, "{{os_version}}")
+    legend = common.legend_for(config, "{{os_version}}")
     # Each version's share of its cluster's hosts (of all hosts, with one cluster).
     on_cluster = f"on ({config.cluster_label if config.show_multi_cluster else ''}) group_left () "
     split = (
@@ -78,7 +78,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
         "Hosts per stream",
         "Hosts reporting on each stream.",
         "none",
-        [Query(f"{per_stream}", legend=common.legend(config, "{{stream}}"))],
+        [Query(f"{per_stream}", legend=common.legend_for(config, "{{stream}}"))],
         width=12,
     )
     return Dashboard(
