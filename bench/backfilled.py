@@ -8,7 +8,11 @@ simulator and turned into TSDB blocks by `promtool tsdb create-blocks-from openm
 from __future__ import annotations
 
 import json
+import os
+import platform
+import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +22,14 @@ from procs import ROOT, http_ok
 
 from local_exporter.sim.history import History, write_history
 from local_exporter.sim.scenario import FleetSpec, ReleaseSpec, Scenario
+
+
+def preamble(script: str) -> None:
+    """Refuse without Debian's prometheus package; print the machine and the command run."""
+    if shutil.which("promtool") is None or shutil.which("prometheus") is None:
+        sys.exit("needs Debian's prometheus package (promtool and prometheus)")
+    print(f"Machine: {len(os.sched_getaffinity(0))} CPUs, Python {platform.python_version()}")
+    print(f"Command: python bench/{script} {' '.join(sys.argv[1:])}\n", flush=True)
 
 
 def scenario(hosts: int, minutes: float, end: float) -> Scenario:

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import re
 import shutil
 import statistics
@@ -42,7 +40,7 @@ from procs import ROOT, free_port, rss_mb, stop
 
 sys.path.insert(0, str(ROOT))
 
-from backfilled import Backfill, backfill, scenario, start_prometheus
+from backfilled import Backfill, backfill, preamble, scenario, start_prometheus
 
 from local_exporter.bundle import dashboards, rules
 from local_exporter.bundle.config import BundleConfig
@@ -236,10 +234,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each shipped query (default 3)")
     parser.add_argument("--raw-timeout", type=float, default=10, help="seconds each raw query may take (default 10)")
     args = parser.parse_args()
-    if shutil.which("promtool") is None or shutil.which("prometheus") is None:
-        sys.exit("needs Debian's prometheus package (promtool and prometheus)")
-    print(f"Machine: {len(os.sched_getaffinity(0))} CPUs, Python {platform.python_version()}")
-    print(f"Command: python bench/dashboards.py {' '.join(sys.argv[1:])}\n", flush=True)
+    preamble("dashboards.py")
     directory = Path(tempfile.mkdtemp(prefix="les-dashboards-"))
     port = free_port()
     server = None

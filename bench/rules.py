@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -36,7 +34,7 @@ from procs import ROOT, free_port, rss_mb, stop
 
 sys.path.insert(0, str(ROOT))
 
-from backfilled import backfill, rule_files, start_prometheus
+from backfilled import backfill, preamble, rule_files, start_prometheus
 
 from local_exporter.sim.scenario import parse_duration
 
@@ -104,10 +102,7 @@ def main() -> None:
     parser.add_argument("--interval", default="1m", help="history scrape interval (default 1m)")
     parser.add_argument("--evaluations", type=int, default=5, help="rule evaluations before reading (default 5)")
     args = parser.parse_args()
-    if shutil.which("promtool") is None or shutil.which("prometheus") is None:
-        sys.exit("needs Debian's prometheus package (promtool and prometheus)")
-    print(f"Machine: {len(os.sched_getaffinity(0))} CPUs, Python {platform.python_version()}")
-    print(f"Command: python bench/rules.py {' '.join(sys.argv[1:])}\n", flush=True)
+    preamble("rules.py")
     for hosts in (int(h) for h in args.hosts.split(",")):
         for line in case(hosts, args.minutes, parse_duration(args.interval), args.evaluations, free_port()):
             print(line, flush=True)

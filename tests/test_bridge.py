@@ -19,7 +19,7 @@ from local_exporter.errors import SourceUnavailable
 from local_exporter.payload import OPENMETRICS, TEXT_0_0_4
 from local_exporter.sources import file as file_source
 from local_exporter.sources import uds as uds_source
-from tests.support.bridges import bridge_app, sample
+from tests.support.bridges import bridge_app, sample, until
 from tests.support.unix_servers import close_without_writing, drip, never_write, unix_server, write_and_close
 
 REQUESTS = "local_exporter_bridge_requests_total"
@@ -282,14 +282,14 @@ async def test_client_disconnect_cancels_the_source(bridge) -> None:
     client, registry, directory = bridge
     async with unix_server(directory / "s.sock", never_write) as server:
         request = asyncio.ensure_future(client.get("/bridge?selector=sock"))
-        await _until(lambda: sample(registry, "local_exporter_bridge_in_flight_requests", selector="sock") == 1)
+        await until(lambda: sample(registry, "local_exporter_bridge_in_flight_requests", selector="sock") == 1)
         request.cancel()
         # The bridge notices the client is gone and closes the source connection long before
         # the selector's 2 s timeout.
         started = time.monotonic()
         await asyncio.wait_for(server.client_closed.wait(), 1.5)
         assert time.monotonic() - started < 1.5
-    await _until(lambda: sample(registry, REQUESTS, selector="sock", outcome="cancelled") == 1)
+    await until(lambda: sample(registry, REQUESTS, selector="sock", outcome="cancelled") == 1)
     assert sample(registry, "local_exporter_bridge_in_flight_requests", selector="sock") == 0
     assert sample(registry, REQUESTS, selector="sock", outcome="timeout") == 0
 
@@ -305,13 +305,6 @@ async def test_recovery_is_logged_once(bridge, caplog: pytest.LogCaptureFixture)
             assert (await client.get("/bridge?selector=good-file")).status == 200
     messages = [r.getMessage() for r in caplog.records]
     assert messages == ["scrape failed", "scrape recovered"]
-
-
-async def _until(condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 class BuggySource:

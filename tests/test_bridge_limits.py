@@ -4,13 +4,12 @@ selector share one source read (no caching), and past a cap a scrape gets a 503 
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
 
-from tests.support.bridges import bridge_app, sample
+from tests.support.bridges import bridge_app, sample, until
 from tests.support.unix_servers import Behaviour, close_without_writing, never_write, unix_server
 
 REQUESTS = "local_exporter_bridge_requests_total"
@@ -45,13 +44,6 @@ async def _scrape(client: TestClient) -> tuple[int, bytes]:
         return response.status, await response.read()
 
 
-async def _until(condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
 async def test_concurrent_scrapes_share_one_read(aiohttp_client, short_dir: Path) -> None:
     client, registry = await _client(aiohttp_client, short_dir, "")
     async with unix_server(short_dir / "s.sock", late(0.3)) as server:
@@ -78,25 +70,25 @@ async def test_the_read_outlives_a_scrape_that_leaves_while_others_wait(aiohttp_
     client, registry = await _client(aiohttp_client, short_dir, "")
     async with unix_server(short_dir / "s.sock", late(0.5)) as server:
         leaving = asyncio.ensure_future(_scrape(client))
-        await _until(lambda: sample(registry, "local_exporter_bridge_in_flight_requests", selector="s") == 1)
+        await until(lambda: sample(registry, "local_exporter_bridge_in_flight_requests", selector="s") == 1)
         staying = asyncio.ensure_future(_scrape(client))
-        await _until(lambda: sample(registry, COALESCED, selector="s") == 1)
+        await until(lambda: sample(registry, COALESCED, selector="s") == 1)
         leaving.cancel()
         assert await staying == (200, BODY)
         assert server.accepted == 1
-    await _until(lambda: sample(registry, REQUESTS, selector="s", outcome="cancelled") == 1)
+    await until(lambda: sample(registry, REQUESTS, selector="s", outcome="cancelled") == 1)
 
 
 async def test_the_last_scrape_leaving_cancels_the_read(aiohttp_client, short_dir: Path) -> None:
     client, registry = await _client(aiohttp_client, short_dir, "")
     async with unix_server(short_dir / "s.sock", never_write) as server:
         scrapes = [asyncio.ensure_future(_scrape(client)) for _ in range(3)]
-        await _until(lambda: sample(registry, "local_exporter_bridge_in_flight_requests", selector="s") == 3)
+        await until(lambda: sample(registry, "local_exporter_bridge_in_flight_requests", selector="s") == 3)
         for scrape in scrapes:
             scrape.cancel()
         await asyncio.wait_for(server.client_closed.wait(), 2)
         assert server.accepted == 1
-    await _until(lambda: sample(registry, "local_exporter_bridge_in_flight_requests", selector="s") == 0)
+    await until(lambda: sample(registry, "local_exporter_bridge_in_flight_requests", selector="s") == 0)
 
 
 async def test_without_coalescing_the_selector_cap_refuses_with_503(aiohttp_client, short_dir: Path) -> None:

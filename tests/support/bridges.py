@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
+
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -17,3 +21,11 @@ def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
     value = registry.get_sample_value(name, labels)
     assert value is not None, f"no sample {name}{labels}"
     return value
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait, on the running loop, for `condition` (a bridge's metric or state) to hold."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
