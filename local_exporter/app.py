@@ -17,22 +17,37 @@ from local_exporter.bridge import Bridge
 from local_exporter.config import Config
 from local_exporter.metrics import ExporterMetrics
 from local_exporter.responses import exposition, text
+from local_exporter.webconfig.config import WebConfig
+from local_exporter.webconfig.guard import WebGuard
 
 RUNNING = web.AppKey("running", reload.Running)
 METRICS = web.AppKey("metrics", ExporterMetrics)
 BRIDGE = web.AppKey("bridge", Bridge)
+WEB = web.AppKey("web", WebGuard)
 
 
 def make_app(
-    config: Config, registry: CollectorRegistry | None = None, path: Path | None = None, *, sighup: bool = False
+    config: Config,
+    registry: CollectorRegistry | None = None,
+    path: Path | None = None,
+    *,
+    sighup: bool = False,
+    web_config: tuple[Path, WebConfig] | None = None,
 ) -> web.Application:
     """The bridge app; pass a registry to inspect its metrics (each app gets its own otherwise).
 
     With `path`, `POST /-/reload` (and SIGHUP, with `sighup`) re-reads that file (reload.py).
+    With `web_config` (its file and what it holds), every request goes through its guard
+    (webconfig/guard.py); without, no per-request cost at all.
     """
-    app = web.Application()
+    metrics = ExporterMetrics(registry or CollectorRegistry(), ((s.name, s.kind) for s in config.selectors))
+    guard = WebGuard(*web_config, metrics) if web_config is not None else None
+    app = web.Application(middlewares=[guard.middleware] if guard is not None else [])
+    if guard is not None:
+        app[WEB] = guard
+        app.on_response_prepare.append(guard.add_headers)
     app[RUNNING] = reload.Running(config, path)
-    app[METRICS] = ExporterMetrics(registry or CollectorRegistry(), ((s.name, s.kind) for s in config.selectors))
+    app[METRICS] = metrics
     # Selectors are added when the sources open (cleanup_ctx); until then none is known.
     app[BRIDGE] = Bridge({}, app[METRICS], config.service.scrape_timeout_offset, config.service.max_in_flight)
     app.cleanup_ctx.append(_sources)
@@ -71,7 +86,12 @@ async def _reload_on_sighup(app: web.Application) -> AsyncIterator[None]:
 
 
 def _apply_reload(app: web.Application) -> tuple[bool, str]:
-    return reload.reload(app[RUNNING], app[BRIDGE], app[METRICS])
+    done, message = reload.reload(app[RUNNING], app[BRIDGE], app[METRICS])
+    guard = app.get(WEB)
+    if guard is None:
+        return done, message
+    web_done, web_message = guard.reload()
+    return done and web_done, f"{message}; {web_message}"
 
 
 async def _reload(request: web.Request) -> web.Response:

@@ -7,11 +7,14 @@ the subcommand), `-v` repeatable, default config `/etc/local_exporter/config.tom
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import ssl
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -20,10 +23,11 @@ from local_exporter.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load
 from local_exporter.demo import command as demo_command
 from local_exporter.loop import new_loop
 from local_exporter.sim import command as simulate_command
+from local_exporter.webconfig.config import WebConfigError, describe
+from local_exporter.webconfig.config import load as load_web_config
 
 log = logging.getLogger("local_exporter")
-# How long in-flight scrapes may finish after SIGTERM before connections are closed.
-SHUTDOWN_GRACE_SECONDS = 5.0
+T = TypeVar("T")
 
 
 def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -52,6 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="serve /bridge, /metrics and the health endpoints")
     _common(serve, top=False)
+    serve.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        type=Path,
+        help="web config (exporter-toolkit format): TLS, client certificates, basic auth, headers, rate limit",
+    )
+    check_web = commands.add_parser(
+        "check-web-config", help="validate a web config file: exit 0 if usable, 1 with every problem"
+    )
+    _common(check_web, top=False)
+    check_web.add_argument("file", type=Path, help="web config file")
     check = commands.add_parser("check-config", help="validate a config file: exit 0 if usable, 1 with every problem")
     _common(check, top=False)
     check.add_argument("file", nargs="?", type=Path, help="config file (default: --config)")
@@ -76,7 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         return check_config(args.file or args.config)
     if args.command == "serve":
-        return serve(args.config)
+        return serve(args.config, args.web_config_file)
+    if args.command == "check-web-config":
+        return check_web_config(args.file)
     if args.command == "example":
         return example(args.address, args.port)
     if args.command == "simulate":
@@ -89,10 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
-def _load(path: Path, verdict: str) -> Config | None:
+def _load(loader: Callable[[Path], T], path: Path, verdict: str) -> T | None:
+    """`loader(path)`, or None after printing every problem (a config's or a web config's)."""
     try:
-        return load(path)
-    except ConfigError as exc:
+        return loader(path)
+    except (ConfigError, WebConfigError) as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         print(f"{path}: {len(exc.problems)} problem(s); {verdict}", file=sys.stderr)
@@ -119,20 +137,37 @@ def bundle(root: Path, check: bool) -> int:
 
 
 def check_config(path: Path) -> int:
-    config = _load(path, "not usable")
+    config = _load(load, path, "not usable")
     if config is None:
         return 1
     print(f"{path}: OK, {len(config.selectors)} selector(s): {', '.join(s.name for s in config.selectors)}")
     return 0
 
 
-def serve(path: Path) -> int:
-    config = _load(path, "not starting")
+def check_web_config(path: Path) -> int:
+    web_config = _load(load_web_config, path, "not usable")
+    if web_config is None:
+        return 1
+    print(f"{path}: OK, " + ", ".join(f"{key} {value}" for key, value in describe(web_config).items()))
+    return 0
+
+
+def serve(path: Path, web_config_path: Path | None = None) -> int:
+    config = _load(load, path, "not starting")
     if config is None:
         return 1
-    from local_exporter.app import make_app
+    web_config = None
+    if web_config_path is not None:
+        web_config = _load(load_web_config, web_config_path, "not starting")
+        if web_config is None:
+            return 1
+        log.info("web config loaded", extra=logs.fields(path=str(web_config_path), **describe(web_config)))
+    from local_exporter.app import WEB, make_app
 
-    return run(make_app(config, path=path, sighup=True), config)
+    web = (web_config_path, web_config) if web_config_path is not None and web_config is not None else None
+    app = make_app(config, path=path, sighup=True, web_config=web)
+    guard = app.get(WEB)
+    return run(app, config, guard.server_context() if guard is not None else None)
 
 
 def example(address: str, port: int) -> int:
@@ -153,27 +188,17 @@ def example(address: str, port: int) -> int:
         return run(app, config)
 
 
-def run(app: web.Application, config: Config) -> int:
-    """Serve until SIGINT/SIGTERM; a port that cannot be bound is a clear error, not a traceback."""
+def run(app: web.Application, config: Config, ssl_context: ssl.SSLContext | None = None) -> int:
+    """Serve until SIGINT/SIGTERM (server.py); a port that cannot be bound is a clear error."""
+    from local_exporter import server
+    from local_exporter.app import METRICS
+
     address, port = config.service.address, config.service.port
-    access = logging.getLogger("aiohttp.access")
     log.info(
         "starting", extra=logs.fields(address=address, port=port, selectors=",".join(s.name for s in config.selectors))
     )
-    try:
-        web.run_app(
-            app,
-            host=address,
-            port=port,
-            print=None,
-            handler_cancellation=True,
-            shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
-            # aiohttp's access logger costs per request even when its level drops the line.
-            access_log=access if access.isEnabledFor(logging.INFO) else None,
-            loop=new_loop(),
-        )
-    except OSError as exc:
-        print(f"local-exporter: cannot listen on {address}:{port}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    log.info("stopped")
-    return 0
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        code = runner.run(server.serve_until_stopped(app, config.service, ssl_context, app[METRICS].rejected))
+    if code == 0:
+        log.info("stopped")
+    return code

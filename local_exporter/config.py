@@ -32,6 +32,8 @@ class ServiceConfig:
     port: int = 9598
     scrape_timeout_offset: float = limits.DEFAULT_SCRAPE_TIMEOUT_OFFSET
     max_in_flight: int = limits.DEFAULT_MAX_IN_FLIGHT
+    header_timeout: float = limits.DEFAULT_HEADER_TIMEOUT_SECONDS
+    idle_timeout: float = limits.DEFAULT_IDLE_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,9 @@ def _read_service(table: Table) -> ServiceConfig:
     if address == "":
         table.problem("address", "must not be empty")
     if table.boolean("tls", False):
-        table.problem("tls", "TLS is not built in yet: set tls = false and terminate TLS in front of the bridge")
+        table.problem(
+            "tls", "TLS is set in the web config file (serve --web.config.file): set tls = false or remove it"
+        )
     config = ServiceConfig(
         address=address or defaults.address,
         port=table.integer("port", defaults.port, low=1, high=65535),
@@ -121,6 +125,12 @@ def _read_service(table: Table) -> ServiceConfig:
             "scrape_timeout_offset", defaults.scrape_timeout_offset, low=0, high=60, zero_ok=True
         ),
         max_in_flight=table.integer("max_in_flight", defaults.max_in_flight, low=1, high=limits.MAX_MAX_IN_FLIGHT),
+        header_timeout=table.number(
+            "header_timeout", defaults.header_timeout, low=0, high=limits.MAX_CONNECTION_TIMEOUT_SECONDS
+        ),
+        idle_timeout=table.number(
+            "idle_timeout", defaults.idle_timeout, low=0, high=limits.MAX_CONNECTION_TIMEOUT_SECONDS
+        ),
     )
     table.finish()
     return config

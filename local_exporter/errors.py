@@ -40,6 +40,13 @@ REJECTION_STATUS: dict[str, int] = {
     "overloaded": 503,
     # Too many reads of one selector's source at once (its max_concurrency).
     "selector_busy": 503,
+    # Any endpoint, by the web config (webconfig/guard.py): no or wrong user and password, a
+    # client certificate without an allowed SAN, over the rate limit.
+    "unauthorized": 401,
+    "forbidden": 403,
+    "rate_limited": 429,
+    # Any endpoint, by the server (server.py): no complete request header in time (slowloris).
+    "header_timeout": 408,
 }
 
 

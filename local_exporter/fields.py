@@ -126,6 +126,16 @@ class Table:
             return default
         return float(value)
 
+    def strings(self, key: str, what: str = "strings") -> list[str] | None:
+        """An array of strings (`what` names them in problems); None when absent or wrong."""
+        value = self._take(key, (list,), False, f"an array of {what}")
+        if value is None:
+            return None
+        if not all(isinstance(item, str) for item in value):
+            self.problem(key, f"must be an array of {what}: strings only")
+            return None
+        return list(value)
+
     def choice(self, key: str, choices: tuple[str, ...], default: str | None = None) -> str | None:
         value = self.string(key, required=default is None)
         if value is None:

@@ -26,6 +26,20 @@ MAX_MAX_IN_FLIGHT = 100_000
 DEFAULT_MAX_CONCURRENCY = 4
 MAX_MAX_CONCURRENCY = 1_000
 
+# A connection must send a complete request header this soon after connecting (config key
+# `service.header_timeout`), or it gets a 408 and is closed: no slowloris client can hold a
+# socket longer. It bounds the TLS handshake too.
+DEFAULT_HEADER_TIMEOUT_SECONDS = 10.0
+# An idle keep-alive connection, or one trickling a later request's header, is closed after
+# this (config key `service.idle_timeout`): longer than common scrape intervals, so Prometheus
+# keeps its connection from one scrape to the next.
+DEFAULT_IDLE_TIMEOUT_SECONDS = 180.0
+MAX_CONNECTION_TIMEOUT_SECONDS = 3600.0
+# A request line (the URL with its query) or one header field longer than this is a 400, and so
+# is a request with more header fields than MAX_REQUEST_HEADERS (aiohttp's own defaults).
+MAX_REQUEST_LINE_BYTES = 8190
+MAX_REQUEST_HEADERS = 128
+
 # Taken off Prometheus' scrape timeout so our answer, even a 504, arrives in time
 # (blackbox_exporter's convention; config key `service.scrape_timeout_offset`).
 DEFAULT_SCRAPE_TIMEOUT_OFFSET = 0.5

@@ -41,6 +41,8 @@ SOURCE_GAUGES = {
 }
 RELOAD_SUCCESSFUL = f"{NAMESPACE}_config_last_reload_successful"
 RELOAD_SUCCESS_TIMESTAMP = f"{NAMESPACE}_config_last_reload_success_timestamp_seconds"
+WEB_CONFIG_RELOAD_SUCCESSFUL = f"{NAMESPACE}_web_config_last_reload_successful"
+WEB_CONFIG_RELOAD_SUCCESS_TIMESTAMP = f"{NAMESPACE}_web_config_last_reload_success_timestamp_seconds"
 
 # Scrapes of host-local sources take sub-millisecond to seconds.
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -94,6 +96,9 @@ class ExporterMetrics:
         # counts as one).
         self.reload_successful = True
         self.reload_success_time = time.time()
+        # The same for the web config (webconfig/guard.py); None: no web config, no series.
+        self.web_config_successful: bool | None = None
+        self.web_config_success_time = self.reload_success_time
         # Selector -> its source's gauges (set by the app once the sources are open).
         self.source_gauges: Callable[[], Mapping[str, Mapping[str, float]]] = dict
         ProcessCollector(registry=registry)
@@ -163,7 +168,10 @@ class ExporterMetrics:
             coalesced.add_metric([name], s.coalesced)
             info.add_metric([name, s.kind], 1)
         rejected = CounterMetricFamily(
-            REJECTED_REQUESTS_TOTAL, "Requests to /bridge refused before reaching a source.", labels=["reason"]
+            REJECTED_REQUESTS_TOTAL,
+            "Requests refused before reaching a source: bad or unknown selectors and caps on /bridge; "
+            "authentication, rate limit and header timeout on any endpoint.",
+            labels=["reason"],
         )
         for reason, count in self.rejections.items():
             rejected.add_metric([reason], count)
@@ -193,4 +201,21 @@ class ExporterMetrics:
                 "Unix time of the last successful config load.",
                 value=self.reload_success_time,
             ),
+            *self._web_config_families(),
         )
+
+    def _web_config_families(self) -> list[Metric]:
+        if self.web_config_successful is None:
+            return []
+        return [
+            GaugeMetricFamily(
+                WEB_CONFIG_RELOAD_SUCCESSFUL,
+                "Whether the last load of the web config succeeded (1) or was refused (0).",
+                value=self.web_config_successful,
+            ),
+            GaugeMetricFamily(
+                WEB_CONFIG_RELOAD_SUCCESS_TIMESTAMP,
+                "Unix time of the last successful web config load.",
+                value=self.web_config_success_time,
+            ),
+        ]

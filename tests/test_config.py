@@ -45,7 +45,7 @@ NO_SELECTORS = "bridge.selectors: no selectors configured: add at least one [bri
 NOT_A_TABLE = "must be a table with at least `kind` and `path`"
 KINDS = "must be one of 'file', 'uds', 'dbus', 'http'"
 METHOD = "must be an interface and a method name in one dotted string"
-TLS = "service.tls: TLS is not built in yet: set tls = false and terminate TLS in front of the bridge"
+TLS = "service.tls: TLS is set in the web config file (serve --web.config.file): set tls = false or remove it"
 
 
 def toml(text: str) -> str:

@@ -2,7 +2,10 @@
 scrape gets, the outcome it is counted as, and no file descriptor left behind after repeating it.
 
 DBus faults (name not owned, method error, timeout, wrong reply signature, dbus-daemon
-restarted) run against a private dbus-daemon in tests/sources/test_dbus.py.
+restarted) run against a private dbus-daemon in tests/sources/test_dbus.py. The web config's
+faults (wrong password, no client certificate, a disallowed SAN) are at the end of this file,
+on a bridge served for real with TLS; the server's (over-long query and other malformed
+requests, slow headers) are in tests/test_server.py.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from prometheus_client import CollectorRegistry
 from tests.support.bridges import bridge_app, sample
 from tests.support.processes import LOOPBACK, free_port
 from tests.support.unix_servers import Behaviour, close_without_writing, drip, never_write, unix_server, write_and_close
+from tests.support.web import PASSWORD, TLS_CLIENT_CERTS, USER, Pki, get, served_bridge, users_yaml
 
 REQUESTS = "local_exporter_bridge_requests_total"
 REJECTED = "local_exporter_bridge_rejected_requests_total"
@@ -264,3 +268,55 @@ async def test_client_disconnect_mid_scrape_is_counted_and_leaks_nothing(aiohttp
         await asyncio.sleep(0.1)
         # The test client's cancelled connections are its own: only growth beyond them would be a leak.
         assert _open_fds() <= before + 5
+
+
+@dataclass(frozen=True)
+class WebFault:
+    name: str
+    #: Credentials sent, and the client certificate's SAN (None: no certificate).
+    auth: tuple[str, str] | None
+    san: str | None
+    status: int
+    reason: str
+    rejected: str
+
+
+WEB_FAULTS = [
+    WebFault(
+        "wrong password",
+        (USER, "wrong"),
+        "prometheus.example",
+        401,
+        "unauthorized: a valid user and password",
+        "unauthorized",
+    ),
+    WebFault(
+        "unknown user",
+        ("mallory", PASSWORD),
+        "prometheus.example",
+        401,
+        "unauthorized: a valid user and password",
+        "unauthorized",
+    ),
+    WebFault("no client certificate", (USER, PASSWORD), None, 403, "a client certificate is required", "forbidden"),
+    WebFault("disallowed SAN", (USER, PASSWORD), "intruder.example", 403, "none of the allowed SANs", "forbidden"),
+]
+
+
+@pytest.mark.parametrize("fault", WEB_FAULTS, ids=[f.name for f in WEB_FAULTS])
+async def test_web_fault(short_dir: Path, fault: WebFault) -> None:
+    pki = Pki(short_dir)
+    (short_dir / "f.prom").write_text("up 1\n")
+    toml = f'[bridge.selectors]\nf = {{ kind = "file", path = "{short_dir}/f.prom" }}\n'
+    client = pki.client(fault.san) if fault.san else pki.client(certificate=False)
+    async with served_bridge(short_dir, toml, TLS_CLIENT_CERTS + users_yaml()) as served:
+        url = f"{served.url}/bridge?selector=f"
+        assert (await get(url, pki.client(), (USER, PASSWORD)))[0] == 200  # the control
+        before = _open_fds()
+        for _ in range(REPEATS + 1):
+            status, body, _ = await get(url, client, fault.auth)
+            assert status == fault.status and fault.reason in body and body.count("\n") == 1, body
+        await asyncio.sleep(0.05)
+        assert _open_fds() <= before
+        assert served.rejected(fault.rejected) == REPEATS + 1
+        assert sample(served.registry, REQUESTS, selector="f", outcome="success") == 1

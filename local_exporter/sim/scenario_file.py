@@ -172,15 +172,6 @@ class _Reader(Table):
                 self.problems.add(at, "must be a table")
         return readers
 
-    def strings(self, key: str, what: str) -> list[str] | None:
-        value = self._take(key, (list,), False, f"an array of {what}")
-        if value is None:
-            return None
-        if not all(isinstance(item, str) for item in value):
-            self.problem(key, f"must be an array of {what}: strings only")
-            return None
-        return cast(list[str], value)
-
     def skip(self, key: str) -> None:
         """Take `key` without reading it: its presence is the problem, already reported."""
         self._taken.add(key)

@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -169,23 +170,33 @@ class HttpAnswer:
         return self.body.decode("utf-8", errors="replace")
 
 
-def http_get(url: str, headers: Mapping[str, str] | None = None, timeout: float = 5.0) -> HttpAnswer:
-    """GET without raising on non-2xx; connection errors do raise (OSError)."""
+def http_get(
+    url: str, headers: Mapping[str, str] | None = None, timeout: float = 5.0, context: ssl.SSLContext | None = None
+) -> HttpAnswer:
+    """GET without raising on non-2xx; connection errors do raise (OSError). `context` for https."""
     request = urllib.request.Request(url, headers=dict(headers or {}))
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return HttpAnswer(response.status, dict(response.headers.items()), response.read())
     except urllib.error.HTTPError as exc:
         with exc:
             return HttpAnswer(exc.code, dict(exc.headers.items()), exc.read())
 
 
-def wait_http(url: str, timeout: float, *, status: int = 200, watch: Sequence[Child] = ()) -> HttpAnswer:
+def wait_http(
+    url: str,
+    timeout: float,
+    *,
+    status: int = 200,
+    watch: Sequence[Child] = (),
+    headers: Mapping[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+) -> HttpAnswer:
     """Poll `url` until it answers `status`."""
 
     def attempt() -> HttpAnswer | None:
         try:
-            answer = http_get(url, timeout=min(2.0, timeout))
+            answer = http_get(url, headers, timeout=min(2.0, timeout), context=context)
         except OSError:
             return None
         return answer if answer.status == status else None
