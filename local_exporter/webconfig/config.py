@@ -122,6 +122,7 @@ def parse(text: str, directory: Path) -> tuple[Problems, WebConfig | None]:
         problems.add((), f"invalid YAML: {reason}", line=mark.line + 1 if mark else None)
         return problems, None
     problems.key_lines = _key_lines(node, problems)
+    raw = _string_keys(raw)
     if not isinstance(raw, dict):
         problems.add((), "must be a mapping of keys (tls_server_config, basic_auth_users, ...)", line=1)
         return problems, None
@@ -138,6 +139,24 @@ def parse(text: str, directory: Path) -> tuple[Problems, WebConfig | None]:
     http.finish()
     top.finish()
     return problems, config
+
+
+def _string_keys(value: Any) -> Any:
+    """Mapping keys as the text they were written as (`1:`, `true:`, `null:` are keys too, and
+    the toolkit's Go YAML reads them as strings)."""
+    if isinstance(value, dict):
+        return {_key_text(key): _string_keys(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_string_keys(item) for item in value]
+    return value
+
+
+def _key_text(key: Any) -> str:
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return str(key).lower()
+    return str(key)
 
 
 def _key_lines(node: yaml.Node | None, problems: Problems) -> KeyLines:
