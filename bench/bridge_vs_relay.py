@@ -30,22 +30,19 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from baseline import SCRAPE_TIMEOUT_HEADER, exposition, relay_app
-from procs import ROOT, child_env, cpu_seconds, free_port, http_ok, rss_mb, stop
+from procs import ROOT, child_env, cpu_seconds, free_port, http_ok, rss_mb, stop, unix_ok, wait_until, wrk_result
 
 SIZES = {"2k": 2 * 1024, "50k": 50 * 1024}
 KINDS = ("file", "uds")
@@ -131,23 +128,6 @@ class Result:
         return statistics.median(getattr(run, attribute) for run in self.runs)
 
 
-_WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
-
-
-def _wrk_ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
-    if match is None:
-        raise ValueError(f"wrk latency {text!r}")
-    return float(match.group(1)) * _WRK_UNITS[match.group(2)]
-
-
-def _search(pattern: str, text: str) -> str:
-    match = re.search(pattern, text)
-    if match is None:
-        raise ValueError(f"no {pattern!r} in wrk output:\n{text}")
-    return match.group(1)
-
-
 class Load:
     """Runs the load generator against one URL for a number of seconds."""
 
@@ -163,17 +143,7 @@ class Load:
             command = ["wrk", "-t1", f"-c{self.concurrency}", "-H", header, "--latency", f"-d{seconds}s", url]
             if self.accept_encoding:
                 command[-2:-2] = ["-H", f"Accept-Encoding: {self.accept_encoding}"]
-            out = subprocess.run([*self.pin, *command], check=True, capture_output=True, text=True).stdout
-            errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-            socket_errors = re.search(r"Socket errors: (.*)", out)
-            return {
-                "requests": int(_search(r"(\d+) requests in", out)),
-                "requests_per_second": float(_search(r"Requests/sec:\s+([\d.]+)", out)),
-                "p50_ms": _wrk_ms(_search(r"\s50%\s+(\S+)", out)),
-                "p99_ms": _wrk_ms(_search(r"\s99%\s+(\S+)", out)),
-                "errors": int(errors.group(1)) if errors else 0,
-                "socket_errors": socket_errors.group(1) if socket_errors else "",
-            }
+            return wrk_result(subprocess.run([*self.pin, *command], check=True, capture_output=True, text=True).stdout)
         command = [sys.executable, __file__, "load", url, str(self.concurrency), str(seconds), self.accept_encoding]
         out = subprocess.run([*self.pin, *command], check=True, capture_output=True, text=True, env=child_env()).stdout
         result: dict[str, Any] = json.loads(out)
@@ -191,25 +161,6 @@ def start(args: list[str], log: Path, cpus: set[int] | None) -> subprocess.Popen
     if cpus:
         os.sched_setaffinity(process.pid, cpus)
     return process
-
-
-def wait_until(what: str, ready: Callable[[], bool], process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while not ready():
-        if process.poll() is not None:
-            sys.exit(f"{what} exited with {process.returncode}:\n{log.read_text()}")
-        if time.monotonic() > deadline:
-            sys.exit(f"{what} not ready within 20 s:\n{log.read_text()}")
-        time.sleep(0.05)
-
-
-def unix_ok(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX) as sock:
-        try:
-            sock.connect(str(path))
-        except OSError:
-            return False
-        return True
 
 
 def profile(pid: int, seconds: int, output: Path, native: bool) -> subprocess.Popen[bytes] | None:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import subprocess
+import sys
+import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +64,54 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+_WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def wrk_ms(text: str) -> float:
+    """A wrk latency (`812.00us`, `1.20ms`) in milliseconds."""
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise ValueError(f"wrk latency {text!r}")
+    return float(match.group(1)) * _WRK_UNITS[match.group(2)]
+
+
+def wrk_search(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    if match is None:
+        raise ValueError(f"no {pattern!r} in wrk output:\n{text}")
+    return match.group(1)
+
+
+def wrk_result(out: str) -> dict[str, Any]:
+    """What a `wrk --latency` run printed: requests, requests/s, p50/p99 ms, non-2xx answers."""
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "requests": int(wrk_search(r"(\d+) requests in", out)),
+        "requests_per_second": float(wrk_search(r"Requests/sec:\s+([\d.]+)", out)),
+        "p50_ms": wrk_ms(wrk_search(r"\s50%\s+(\S+)", out)),
+        "p99_ms": wrk_ms(wrk_search(r"\s99%\s+(\S+)", out)),
+        "errors": int(errors.group(1)) if errors else 0,
+        "socket_errors": socket_errors.group(1) if socket_errors else "",
+    }
+
+
+def wait_until(what: str, ready: Callable[[], bool], process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 20
+    while not ready():
+        if process.poll() is not None:
+            sys.exit(f"{what} exited with {process.returncode}:\n{log.read_text()}")
+        if time.monotonic() > deadline:
+            sys.exit(f"{what} not ready within 20 s:\n{log.read_text()}")
+        time.sleep(0.05)
+
+
+def unix_ok(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as sock:
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+        return True

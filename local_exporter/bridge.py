@@ -46,7 +46,9 @@ class Selector:
     config: SelectorConfig
     source: Source
     metrics: SelectorStats
-    failing: bool = field(default=False)
+    # The (outcome, reason) of the last scrape if it failed: the same failure again is logged at
+    # debug only, so a source down for an hour writes one warning, not one per scrape.
+    failure: tuple[str, str] | None = None
     # Deadline per scrape-timeout header value: each Prometheus job sends the same value on every
     # scrape. Bounded, so clients sending arbitrary values cannot grow memory.
     deadlines: dict[str | None, float] = field(default_factory=dict)
@@ -114,8 +116,8 @@ class Bridge:
         if selector.config.labels:
             body = labels.inject(body, selector.config.labels)
         selector.metrics.record_success(len(body), started, time.perf_counter())
-        if selector.failing:
-            selector.failing = False
+        if selector.failure is not None:
+            selector.failure = None
             log.info("scrape recovered", extra=fields(selector=selector.config.name))
         return exposition(request, body, content_type)
 
@@ -156,8 +158,9 @@ class Bridge:
         metrics.in_flight += 1
         self.in_flight += 1
         read.waiters += 1
-        self.deadlines.watch(task, deadline)
         try:
+            # Inside the try: whatever fails from here on, the counts above are given back.
+            self.deadlines.watch(task, deadline)
             return await asyncio.shield(read.task)
         except asyncio.CancelledError:
             if self.deadlines.unwatch(task) and task.uncancel() == 0:
@@ -201,9 +204,10 @@ class Bridge:
     def _failed(self, selector: Selector, outcome: str, reason: str, started: float) -> web.Response:
         duration = time.perf_counter() - started
         selector.metrics.record(outcome, duration)
-        selector.failing = True
         status = OUTCOME_STATUS[outcome]
-        log.warning(
+        repeated = selector.failure == (outcome, reason)
+        selector.failure = (outcome, reason)
+        (log.debug if repeated else log.warning)(
             "scrape failed",
             extra=fields(
                 selector=selector.config.name,

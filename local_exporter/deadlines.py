@@ -17,14 +17,17 @@ class Deadlines:
     def __init__(self) -> None:
         self._due: dict[asyncio.Task[object], float] = {}
         self._expired: set[asyncio.Task[object]] = set()
-        self._timer: asyncio.TimerHandle | None = None
+        # uvloop returns a plain Handle, which has no when(), for a timer due within a
+        # millisecond (it runs it at once): the due time is kept here instead.
+        self._timer: asyncio.Handle | None = None
+        self._timer_due = 0.0
 
     def watch(self, task: asyncio.Task[object], seconds: float) -> None:
         """Cancel `task` if it is still watched `seconds` from now."""
         loop = asyncio.get_running_loop()
         due = loop.time() + seconds
         self._due[task] = due
-        if self._timer is None or due < self._timer.when():
+        if self._timer is None or due < self._timer_due:
             self._arm(loop, due)
 
     def unwatch(self, task: asyncio.Task[object]) -> bool:
@@ -44,6 +47,7 @@ class Deadlines:
         if self._timer is not None:
             self._timer.cancel()
         self._timer = loop.call_at(due, self._fire)
+        self._timer_due = due
 
     def _fire(self) -> None:
         self._timer = None

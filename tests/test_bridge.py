@@ -14,7 +14,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
 
+from local_exporter import limits
 from local_exporter.app import BRIDGE
+from local_exporter.deadlines import Deadlines
 from local_exporter.errors import SourceUnavailable
 from local_exporter.payload import OPENMETRICS, TEXT_0_0_4
 from local_exporter.sources import file as file_source
@@ -157,18 +159,10 @@ async def test_missing_file_is_503(bridge, caplog: pytest.LogCaptureFixture) -> 
     assert failures[0].le_fields["outcome"] == "unavailable"  # type: ignore[attr-defined]
 
 
-async def test_permission_denied_is_503(bridge) -> None:
-    client, _, directory = bridge
-    if os.geteuid() == 0:
-        pytest.skip("root reads any file: test_permission_errors_map_to_unavailable covers the mapping")
-    (directory / "good.prom").chmod(0)
-    await expect(client, "good-file", 503, "Permission denied")
-
-
 @pytest.mark.parametrize("module", [file_source, uds_source])
 @pytest.mark.parametrize("code", [errno.EACCES, errno.EPERM, errno.ENOENT])
 def test_permission_errors_map_to_unavailable(module, code: int) -> None:
-    # As root (CI) the kernel never refuses us, so the errno -> outcome mapping is checked directly.
+    # The kernel's refusal itself, as root too: tests/test_faults.py, in a real process.
     error = module._error("open", "/run/x", OSError(code, os.strerror(code)))
     assert isinstance(error, SourceUnavailable)
     assert str(error) == f"open /run/x: {os.strerror(code)}"
@@ -307,6 +301,22 @@ async def test_recovery_is_logged_once(bridge, caplog: pytest.LogCaptureFixture)
     assert messages == ["scrape failed", "scrape recovered"]
 
 
+async def test_a_failure_is_logged_once_until_its_reason_changes(bridge, caplog: pytest.LogCaptureFixture) -> None:
+    client, registry, directory = bridge
+    (directory / "good.prom").unlink()
+    with caplog.at_level(logging.WARNING, logger="local_exporter.bridge"):
+        for _ in range(5):
+            await expect(client, "good-file", 503, "No such file")
+        (directory / "good.prom").mkdir()  # another failure: not a regular file
+        for _ in range(3):
+            await expect(client, "good-file", 502, "not a regular file")
+    reasons = [r.le_fields["outcome"] for r in caplog.records]  # type: ignore[attr-defined]
+    assert reasons == ["unavailable", "failed"]
+    # Counted every time all the same.
+    assert sample(registry, REQUESTS, selector="good-file", outcome="unavailable") == 5
+    assert sample(registry, REQUESTS, selector="good-file", outcome="failed") == 3
+
+
 class BuggySource:
     """Stands in for a bug in a source (no real component raises this): a plain exception."""
 
@@ -327,6 +337,25 @@ async def test_a_bug_in_a_source_is_a_counted_500_not_a_traceback(bridge) -> Non
     text = await expect(client, "good-file", 500, "selector good-file: internal_error: internal error: RuntimeError")
     assert "Traceback" not in text
     assert sample(registry, REQUESTS, selector="good-file", outcome="internal_error") == 1
+
+
+class BuggyDeadlines(Deadlines):
+    """Stands in for a bug in the deadline machinery (as uvloop once provoked, tests/test_deadlines.py)."""
+
+    def watch(self, task: asyncio.Task[object], seconds: float) -> None:
+        raise AttributeError("bug")
+
+
+async def test_a_bug_on_the_way_to_a_source_gives_back_its_in_flight_counts(aiohttp_client, short_dir: Path) -> None:
+    toml = f'[bridge.selectors]\ns = {{ kind = "uds", path = "{short_dir}/s.sock" }}\n'
+    client = await aiohttp_client(bridge_app(toml))
+    bridge = client.app[BRIDGE]
+    bridge.deadlines = BuggyDeadlines()
+    async with unix_server(short_dir / "s.sock", write_and_close(b"up 1\n")):
+        for _ in range(limits.DEFAULT_MAX_IN_FLIGHT + 1):
+            await expect(client, "s", 500, "internal error: AttributeError")
+    # Were the counts not given back, the last scrapes would have been refused as overloaded.
+    assert bridge.in_flight == 0 and bridge.selectors["s"].metrics.in_flight == 0
 
 
 async def test_a_stale_file_is_503_and_its_age_is_on_metrics(aiohttp_client, short_dir: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from local_exporter.deadlines import Deadlines
 
 
@@ -66,3 +68,24 @@ async def test_a_cancellation_from_elsewhere_is_not_taken_for_a_deadline() -> No
     task.cancel()  # e.g. the client went away
     assert await task is False
     deadlines.close()
+
+
+def test_deadlines_a_fraction_of_a_millisecond_apart_on_uvloop() -> None:
+    # uvloop answers call_at for less than a millisecond ahead with a Handle that has no when():
+    # found by bench/soak.py, where it turned healthy scrapes into internal errors.
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> list[bool]:
+        deadlines = Deadlines()
+        tasks = [asyncio.ensure_future(asyncio.sleep(1)) for _ in range(40)]
+        for i, task in enumerate(tasks[:20]):
+            deadlines.watch(task, 0.01 + i * 0.0001)
+        await asyncio.sleep(0.0105)  # the first have fired; the timer is re-armed for the next
+        for task in tasks[20:]:
+            deadlines.watch(task, 0.001)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        expired = [deadlines.unwatch(task) for task in tasks]
+        deadlines.close()
+        return expired
+
+    assert uvloop.run(main()) == [True] * 40

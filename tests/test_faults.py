@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
 
 from tests.support.bridges import bridge_app, sample
-from tests.support.processes import LOOPBACK, free_port
+from tests.support.processes import LOOPBACK, free_port, http_get, local_exporter_args, python_env, running, wait_http
 from tests.support.unix_servers import Behaviour, close_without_writing, drip, never_write, unix_server, write_and_close
 from tests.support.web import PASSWORD, TLS_CLIENT_CERTS, USER, Pki, get, served_bridge, users_yaml
 
@@ -320,3 +321,50 @@ async def test_web_fault(short_dir: Path, fault: WebFault) -> None:
         assert _open_fds() <= before
         assert served.rejected(fault.rejected) == REPEATS + 1
         assert sample(served.registry, REQUESTS, selector="f", outcome="success") == 1
+
+
+def _without_dac_override() -> list[str]:
+    """How to start a process the kernel checks file modes for: as root (CI), without the two
+    capabilities that let root read and open anything; as anyone else, nothing to add."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    assert setpriv is not None, "setpriv (util-linux) is needed to drop root's CAP_DAC_OVERRIDE"
+    return [setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps", "-dac_override,-dac_read_search"]
+
+
+def test_permission_denied_is_503_unavailable_in_a_real_process(short_dir: Path) -> None:
+    (short_dir / "secret.prom").write_text("up 1\n")
+    (short_dir / "secret.prom").chmod(0)
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind(str(short_dir / "closed.sock"))
+        listening.listen()
+        (short_dir / "closed.sock").chmod(0)  # connect needs write permission on the socket file
+        port = free_port()
+        (short_dir / "config.toml").write_text(
+            f'[service]\naddress = "{LOOPBACK}"\nport = {port}\n[bridge.selectors]\n'
+            f'file = {{ kind = "file", path = "{short_dir}/secret.prom" }}\n'
+            f'sock = {{ kind = "uds", path = "{short_dir}/closed.sock" }}\n'
+        )
+        args = [*_without_dac_override(), *local_exporter_args("serve", "-c", str(short_dir / "config.toml"))]
+        with running("serve", args, short_dir, python_env()) as child:
+            url = f"http://{LOOPBACK}:{port}"
+            wait_http(f"{url}/-/ready", 20, watch=[child])
+            fds = len(os.listdir(f"/proc/{child.pid}/fd"))
+            for selector, action in (("file", "open"), ("sock", "connect")):
+                for _ in range(REPEATS + 1):
+                    answer = http_get(f"{url}/bridge?selector={selector}")
+                    assert answer.status == 503, answer
+                    assert answer.text.startswith(f"selector {selector}: unavailable: {action} {short_dir}/"), (
+                        answer.text
+                    )
+                    assert answer.text.endswith(": Permission denied\n"), answer.text
+            metrics = http_get(f"{url}/metrics").text
+            assert len(os.listdir(f"/proc/{child.pid}/fd")) <= fds
+        for selector in ("file", "sock"):
+            line = (
+                f'local_exporter_bridge_requests_total{{outcome="unavailable",selector="{selector}"}} {REPEATS + 1}.0'
+            )
+            assert line in metrics
+        # Logged once per selector, not per scrape.
+        assert child.stderr().count('msg="scrape failed"') == 2, child.stderr()

@@ -469,3 +469,59 @@ async def test_no_fd_outlives_the_app(
     assert (await scrape(client, "stuck")).status == 503
     await client.close()
     assert open_fds() == before
+
+
+# --- the fault suite's DBus cases: nothing left behind over repeats ---------------------------
+
+DBUS_FAULTS = [
+    # (mode of the service or None for no service, selector extra, status, reason, outcome)
+    ("wrong", "", 502, "reply signature is 'i'", "bad_payload"),
+    ("error", "", 502, "metrics are broken on purpose", "failed"),
+    (None, "", 503, "org.freedesktop.DBus.Error.ServiceUnknown", "unavailable"),
+    ("hang", "", 504, "0.3 s deadline", "timeout"),
+]
+
+
+@pytest.mark.parametrize(
+    ("mode", "extra", "status", "reason", "outcome"),
+    DBUS_FAULTS,
+    ids=["wrong signature", "error reply", "name not owned", "timeout"],
+)
+async def test_a_dbus_fault_repeated_leaves_no_file_descriptor(
+    aiohttp_client: AiohttpClient,
+    dbus_bus: DBusDaemon,
+    prombus: PrombusFactory,
+    mode: str | None,
+    extra: str,
+    status: int,
+    reason: str,
+    outcome: str,
+) -> None:
+    if mode is not None:
+        prombus(SMALL, mode=mode)  # type: ignore[arg-type]
+    registry = CollectorRegistry()
+    client = await start_bridge(aiohttp_client, selector(address=dbus_bus.address, timeout=0.3, extra=extra), registry)
+    await assert_error(await scrape(client), status, reason)  # opens the bus connection, kept
+    before = open_fds()
+    for _ in range(15):
+        await assert_error(await scrape(client), status, reason)
+    assert open_fds() <= before
+    assert sample(registry, REQUESTS, selector="prombus", outcome=outcome) == 16
+
+
+async def test_dbus_daemon_restarts_leave_no_file_descriptor(
+    aiohttp_client: AiohttpClient, dbus_bus: DBusDaemon, prombus: PrombusFactory, zincati_payload: bytes
+) -> None:
+    service = prombus(zincati_payload)
+    registry = CollectorRegistry()
+    client = await start_bridge(aiohttp_client, selector(address=dbus_bus.address), registry)
+    assert (await scrape(client)).status == 200
+    before = open_fds()
+    for _ in range(5):
+        service.stop()
+        dbus_bus.restart()
+        service.start()
+        assert (await scrape(client)).status == 200
+    # Each restart's stale connection was closed when the new one was opened.
+    assert open_fds() <= before
+    assert sample(registry, REQUESTS, selector="prombus", outcome="success") == 6
