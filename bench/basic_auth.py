@@ -41,13 +41,14 @@ async def timed(users: BasicAuthUsers, authorization: str) -> float:
 async def measure(cost: int, checks: int) -> None:
     hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(cost))
     users = BasicAuthUsers({"prometheus": hashed}, Verdicts())
-    bare = []
+    # Interleaved, so that a drift of the machine's speed does not favour one path.
+    bare, known, unknown = [], [], []
     for i in range(checks):
         started = time.perf_counter()
         bcrypt.checkpw(f"guess-{i}".encode(), hashed)
         bare.append(time.perf_counter() - started)
-    known = [await timed(users, header("prometheus", f"known-{i}")) for i in range(checks)]
-    unknown = [await timed(users, header(f"nobody-{i}", f"unknown-{i}")) for i in range(checks)]
+        known.append(await timed(users, header("prometheus", f"known-{i}")))
+        unknown.append(await timed(users, header(f"nobody-{i}", f"unknown-{i}")))
     await users.allows(header("prometheus", "right"))
     cached_known = [await timed(users, header("prometheus", "right")) for _ in range(1000)]
     cached_unknown = [await timed(users, header("nobody-0", "unknown-0")) for _ in range(1000)]
