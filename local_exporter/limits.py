@@ -28,7 +28,7 @@ MAX_MAX_CONCURRENCY = 1_000
 
 # A connection must send a complete request header this soon after connecting (config key
 # `service.header_timeout`), or it gets a 408 and is closed: no slowloris client can hold a
-# socket longer. It bounds the TLS handshake too.
+# socket longer. With TLS, the handshake before it has as long again.
 DEFAULT_HEADER_TIMEOUT_SECONDS = 10.0
 # An idle keep-alive connection, or one trickling a later request's header, is closed after
 # this (config key `service.idle_timeout`): longer than common scrape intervals, so Prometheus
