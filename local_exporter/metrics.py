@@ -41,6 +41,7 @@ SOURCE_GAUGES = {
 }
 RELOAD_SUCCESSFUL = f"{NAMESPACE}_config_last_reload_successful"
 RELOAD_SUCCESS_TIMESTAMP = f"{NAMESPACE}_config_last_reload_success_timestamp_seconds"
+TLS_HANDSHAKE_FAILURES_TOTAL = f"{NAMESPACE}_tls_handshake_failures_total"
 WEB_CONFIG_RELOAD_SUCCESSFUL = f"{NAMESPACE}_web_config_last_reload_successful"
 WEB_CONFIG_RELOAD_SUCCESS_TIMESTAMP = f"{NAMESPACE}_web_config_last_reload_success_timestamp_seconds"
 
@@ -99,6 +100,7 @@ class ExporterMetrics:
         # The same for the web config (webconfig/guard.py); None: no web config, no series.
         self.web_config_successful: bool | None = None
         self.web_config_success_time = self.reload_success_time
+        self.tls_handshake_failures = 0
         # Selector -> its source's gauges (set by the app once the sources are open).
         self.source_gauges: Callable[[], Mapping[str, Mapping[str, float]]] = dict
         ProcessCollector(registry=registry)
@@ -217,5 +219,10 @@ class ExporterMetrics:
                 WEB_CONFIG_RELOAD_SUCCESS_TIMESTAMP,
                 "Unix time of the last successful web config load.",
                 value=self.web_config_success_time,
+            ),
+            CounterMetricFamily(
+                TLS_HANDSHAKE_FAILURES_TOTAL,
+                "TLS handshakes that failed (an untrusted client certificate, no common version or cipher, ...).",
+                value=self.tls_handshake_failures,
             ),
         ]

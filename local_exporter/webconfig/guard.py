@@ -71,7 +71,7 @@ class WebGuard:
 
     def _apply(self, config: WebConfig) -> None:
         self.config = config
-        self.context = tls.build_context(config.tls) if config.tls is not None else None
+        self.context = tls.build_context(config.tls, self._handshake_failed) if config.tls is not None else None
         self.auth = BasicAuthUsers(dict(config.users), self.verdicts) if config.users else None
         # An unchanged limit keeps its bucket: a fresh one would hand out a new burst.
         if config.rate_limit is None:
@@ -114,6 +114,11 @@ class WebGuard:
         self.metrics.web_config_success_time = time.time()
         log.info("web config reloaded", extra=fields(path=str(self.path)))
         return True, "web config reloaded"
+
+    def _handshake_failed(self, exc: ssl.SSLError) -> None:
+        # A client's mistake (or a scanner's): counted, and logged at debug only.
+        self.metrics.tls_handshake_failures += 1
+        log.debug("TLS handshake failed", extra=fields(reason=exc.reason or str(exc)))
 
     def current_context(self) -> ssl.SSLContext:
         """For `tls.RotatingContext`: the context a new connection gets."""

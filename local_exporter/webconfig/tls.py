@@ -53,8 +53,28 @@ class TLSSetupError(Exception):
         self.reason = reason
 
 
-def build_context(settings: TLSSettings) -> ssl.SSLContext:
+class _CountedHandshake(ssl.SSLObject):
+    """A connection's TLS object, reporting a failed handshake to its context's `on_failure`
+    (asyncio and uvloop call do_handshake until it passes or raises)."""
+
+    def do_handshake(self) -> None:
+        try:
+            super().do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise
+        except ssl.SSLError as exc:
+            on_failure = getattr(self.context, "on_failure", None)
+            if on_failure is not None:
+                on_failure(exc)
+            raise
+
+
+def build_context(settings: TLSSettings, on_failure: Callable[[ssl.SSLError], None] | None = None) -> ssl.SSLContext:
+    """The context for `settings`; `on_failure` hears of every failed handshake."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    if on_failure is not None:
+        context.sslobject_class = _CountedHandshake
+        context.on_failure = on_failure  # type: ignore[attr-defined]
     context.minimum_version = _VERSIONS[settings.min_version]
     context.maximum_version = _VERSIONS[settings.max_version]
     if not settings.prefer_server_cipher_suites:

@@ -129,9 +129,12 @@ async def test_client_certificates_are_required_and_their_sans_checked(tmp_path:
         status, body, _ = await get(url, pki.client("intruder.example"))
         assert (status, body) == (403, "the client certificate has none of the allowed SANs (client_allowed_sans)\n")
         assert served.rejected("forbidden") == 2
-        # A certificate from a CA the bridge does not trust fails the handshake itself.
+        # A certificate from a CA the bridge does not trust fails the handshake itself, counted.
+        assert served.registry.get_sample_value("local_exporter_tls_handshake_failures_total") == 0
         with pytest.raises(aiohttp.ClientError):
             await get(url, pki.client(trusted=False))
+        # (aiohttp's client tries a GET twice when the server drops it: one or two failures.)
+        await until(lambda: (served.registry.get_sample_value("local_exporter_tls_handshake_failures_total") or 0) >= 1)
 
 
 async def test_an_ip_address_san_matches_however_it_is_spelt(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from local_exporter.webconfig.guard import CHECK_INTERVAL_SECONDS
+from tests.support.bridges import until
 from tests.support.processes import (
     LOOPBACK,
     free_port,
@@ -25,6 +26,7 @@ from tests.support.processes import (
 )
 from tests.support.web import PASSWORD, USER, Pki, get, served_bridge, users_yaml
 
+HANDSHAKE_FAILURES = "local_exporter_tls_handshake_failures_total"
 SERVER_ONLY = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
 
 
@@ -64,6 +66,7 @@ async def test_min_version_refuses_older_clients(short_dir: Path) -> None:
         assert (await get(f"{served.url}/bridge?selector=f", _client(pki)))[:2] == (200, "up 1\n")
         with pytest.raises(aiohttp.ClientError):
             await get(f"{served.url}/bridge?selector=f", _client(pki, ssl.TLSVersion.TLSv1_2))
+        await until(lambda: served.registry.get_sample_value(HANDSHAKE_FAILURES) == 1)
 
 
 async def test_cipher_suites_are_go_names_applied_to_tls12(short_dir: Path) -> None:
