@@ -90,6 +90,17 @@ def _bridge(config: BundleConfig) -> list[Alert]:
             f"of its scrapes over {window}, for {config.selector_failing_for} now.",
             config.selector_failing_for,
         ),
+        Alert(
+            "BridgeConfigRefused",
+            "warning",
+            f"max_over_time({selected(names.BRIDGE_RELOAD_SUCCESSFUL, bridge)}[{config.gauge_window}]) == 0 or "
+            f"max_over_time({selected(names.BRIDGE_WEB_CONFIG_RELOAD_SUCCESSFUL, bridge)}[{config.gauge_window}]) == 0",
+            "A bridge refused its changed config and serves the previous one.",
+            "The bridge on {{ $labels.instance }} refused a changed config or web config file "
+            "(SIGHUP, POST /-/reload, or a web config change): it still serves the previous one, "
+            "and will not pick the change up until the file is fixed.",
+            config.reload_failed_for,
+        ),
     ]
 
 

@@ -113,6 +113,9 @@ class BundleConfig:
     selector_failing_for: str = "15m"
     #: The window over which a selector is judged failing (more than half its scrapes).
     selector_failing_window: str = "5m"
+    #: A bridge serving its previous config, or web config, because a changed file was refused
+    #: (read through `gauge_window`), for this long.
+    reload_failed_for: str = "10m"
     #: An agent down or stale for this long.
     agent_down_for: str = "15m"
 

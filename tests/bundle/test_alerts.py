@@ -86,7 +86,14 @@ def test_every_alert_has_a_runbook_section_and_every_section_an_alert() -> None:
 
 def test_every_metric_an_alert_reads_is_emitted_or_recorded() -> None:
     recorded = {rule["record"] for group in rules.recording_rules(CONFIG) for rule in group["rules"]}
-    emitted = set(FAMILIES) | {names.UP, names.BRIDGE_REQUESTS, names.BRIDGE_DURATION, names.BRIDGE_LAST_SUCCESS}
+    emitted = set(FAMILIES) | {
+        names.UP,
+        names.BRIDGE_REQUESTS,
+        names.BRIDGE_DURATION,
+        names.BRIDGE_LAST_SUCCESS,
+        names.BRIDGE_RELOAD_SUCCESSFUL,
+        names.BRIDGE_WEB_CONFIG_RELOAD_SUCCESSFUL,
+    }
     for alert in _alerts():
         read = metric_names(alert["expr"])
         assert read <= emitted | recorded, (alert["alert"], read - emitted - recorded)
