@@ -70,8 +70,11 @@ class WebGuard:
         return (self.path, *(config.tls.files if config.tls is not None else ()))
 
     def _apply(self, config: WebConfig) -> None:
+        # Built first: if the TLS files changed again since `load` checked them and no longer
+        # load, this raises with nothing of the running config replaced.
+        context = tls.build_context(config.tls, self._handshake_failed) if config.tls is not None else None
         self.config = config
-        self.context = tls.build_context(config.tls, self._handshake_failed) if config.tls is not None else None
+        self.context = context
         self.auth = BasicAuthUsers(dict(config.users), self.verdicts) if config.users else None
         # An unchanged limit keeps its bucket: a fresh one would hand out a new burst.
         if config.rate_limit is None:

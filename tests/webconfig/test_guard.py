@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -12,6 +13,7 @@ import pytest
 
 from local_exporter.webconfig.basic_auth import _cost
 from local_exporter.webconfig.guard import CHALLENGE, CHECK_INTERVAL_SECONDS
+from local_exporter.webconfig.tls import TLSSetupError
 from tests.support.bridges import until
 from tests.support.web import PASSWORD, TLS_CLIENT_CERTS, USER, Pki, bcrypt_hash, get, served_bridge, users_yaml
 
@@ -189,3 +191,18 @@ async def test_tls_cannot_be_turned_on_by_a_reload(tmp_path: Path) -> None:
         done, message = served.guard.reload()
         assert not done and "turning TLS on or off takes a restart" in message
         assert (await get(f"{served.url}/metrics"))[0] == 200
+
+
+async def test_a_config_whose_tls_files_fail_to_load_replaces_nothing(tmp_path: Path) -> None:
+    # `load` checks the TLS files, but they can change again before they are used (a rotation in
+    # progress): applying must then fail whole.
+    pki = Pki(tmp_path)
+    async with served_bridge(tmp_path, _bridge(tmp_path), TLS_CLIENT_CERTS + users_yaml()) as served:
+        guard = served.guard
+        before = (guard.config, guard.context, guard.auth)
+        assert guard.config.tls is not None
+        broken = replace(guard.config, users=(), tls=replace(guard.config.tls, key_file=tmp_path / "missing.key"))
+        with pytest.raises(TLSSetupError):
+            guard._apply(broken)
+        assert (guard.config, guard.context, guard.auth) == before
+        assert (await get(f"{served.url}/metrics", pki.client(), (USER, PASSWORD)))[0] == 200
