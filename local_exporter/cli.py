@@ -21,9 +21,10 @@ from aiohttp import web
 from local_exporter import __version__, logs
 from local_exporter.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load
 from local_exporter.demo import command as demo_command
+from local_exporter.fields import ProblemsError
 from local_exporter.loop import new_loop
 from local_exporter.sim import command as simulate_command
-from local_exporter.webconfig.config import WebConfigError, describe
+from local_exporter.webconfig.config import describe
 from local_exporter.webconfig.config import load as load_web_config
 
 log = logging.getLogger("local_exporter")
@@ -110,7 +111,7 @@ def _load(loader: Callable[[Path], T], path: Path, verdict: str) -> T | None:
     """`loader(path)`, or None after printing every problem (a config's or a web config's)."""
     try:
         return loader(path)
-    except (ConfigError, WebConfigError) as exc:
+    except ProblemsError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         print(f"{path}: {len(exc.problems)} problem(s); {verdict}", file=sys.stderr)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from local_exporter import limits
-from local_exporter.fields import Problems, Table, read_text
+from local_exporter.fields import Problems, ProblemsError, Table, read_text
 from local_exporter.labels import LABEL_NAME
 from local_exporter.sources import KINDS, BusAddresses, SourceSettings
 from local_exporter.toml_lines import blank_lines, scan
@@ -59,12 +59,8 @@ class Config:
         return next((s for s in self.selectors if s.name == name), None)
 
 
-class ConfigError(Exception):
+class ConfigError(ProblemsError):
     """The config cannot be used; `problems` holds one rendered line per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 def load(path: Path) -> Config:

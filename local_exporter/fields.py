@@ -32,6 +32,15 @@ def dotted(location: tuple[str, ...]) -> str:
     return ".".join(part if _BARE_KEY.match(part) else json.dumps(part, ensure_ascii=False) for part in location)
 
 
+class ProblemsError(Exception):
+    """A file cannot be used; `problems` holds one rendered line per problem, in file order.
+    Each kind of file has its own subclass (ConfigError, WebConfigError, ScenarioError)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
 @dataclass(frozen=True)
 class Problem:
     location: tuple[str, ...]

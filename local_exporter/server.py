@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import ssl
 import sys
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from yarl import URL
 
 from local_exporter import limits, logs
 from local_exporter.config import ServiceConfig
+from local_exporter.loop import stop_on_signals
 from local_exporter.responses import text
 
 log = logging.getLogger("local_exporter")
@@ -191,14 +191,8 @@ async def serve_until_stopped(
         )
         return 1
     log.info("listening", extra=logs.fields(url=site.name))
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     try:
-        await stop.wait()
+        await stop_on_signals().wait()
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
         await runner.cleanup()
     return 0

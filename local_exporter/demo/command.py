@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import signal
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ from local_exporter.bundle.generate import write
 from local_exporter.demo import servers
 from local_exporter.demo.receiver import Receiver
 from local_exporter.demo.servers import DemoError
-from local_exporter.loop import new_loop
+from local_exporter.loop import new_loop, stop_on_signals
 from local_exporter.sim import scenario_file
 from local_exporter.sim.live import LiveFleet, LiveOptions, ensure_descriptors
 from local_exporter.sim.scenario import Scenario
@@ -139,12 +138,9 @@ async def _demo(args: argparse.Namespace, scenario: Scenario, ports: Ports, dire
     config = BundleConfig(receivers=receivers).scaled(speed)
     write(directory / "bundle", config)
     _log_bridges_to(directory / "bridges.log")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     if args.duration:
-        loop.call_later(args.duration, stop.set)
+        asyncio.get_running_loop().call_later(args.duration, stop.set)
 
     live = LiveFleet(
         scenario,

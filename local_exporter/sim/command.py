@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from local_exporter.loop import new_loop
+from local_exporter.loop import new_loop, stop_on_signals
 from local_exporter.sim import scenario_file as scenarios
 from local_exporter.sim.history import write_history
 from local_exporter.sim.live import TRANSPORTS, LiveFleet, LiveOptions, ensure_descriptors
@@ -156,10 +155,7 @@ def _live(scenario: Scenario, args: argparse.Namespace) -> int:
 
 
 async def _serve(live: LiveFleet, exit_at_end: bool) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     try:
         await live.start()
     except OSError as exc:

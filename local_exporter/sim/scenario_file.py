@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import cast
 
-from local_exporter.fields import Problem, Problems, Table, dotted, read_text
+from local_exporter.fields import Problem, Problems, ProblemsError, Table, dotted, read_text
 from local_exporter.sim.scenario import (
     CHECK_ERROR_KINDS,
     FAULT_KINDS,
@@ -45,12 +45,8 @@ _ALL_FLEET_KEYS = frozenset({"hosts", "version", "stream", "strategy", "seed", "
 _KIND_KEYS: dict[str, FaultKind] = {"error": "check_errors", "users": "finalize_blocked", "version": "deadend"}
 
 
-class ScenarioError(Exception):
+class ScenarioError(ProblemsError):
     """The scenario cannot be used; `problems` holds one rendered line per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 def load(path: Path) -> Scenario:

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from local_exporter.fields import Problems, Table, read_text
+from local_exporter.fields import Problems, ProblemsError, Table, read_text
 from local_exporter.toml_lines import KeyLines
 
 TLS_VERSIONS = ("TLS10", "TLS11", "TLS12", "TLS13")
@@ -80,12 +80,8 @@ class WebConfig:
     http2: bool = True
 
 
-class WebConfigError(Exception):
+class WebConfigError(ProblemsError):
     """The web config cannot be used; `problems` holds one rendered line per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 def load(path: Path) -> WebConfig:
