@@ -264,10 +264,11 @@ def _read_headers(headers: Table) -> tuple[tuple[str, str], ...]:
 def _read_users(table: Table) -> tuple[tuple[str, bytes], ...]:
     users = []
     for user, hashed in table.subtables():
-        if not isinstance(hashed, str) or not _BCRYPT.match(hashed):
+        match = _BCRYPT.match(hashed) if isinstance(hashed, str) else None
+        if match is None:
             # The value is a secret: never echo it back.
             table.problem(user, "is not a bcrypt hash ($2y$10$ and 53 characters; see `htpasswd -nBC 10`)")
-        elif not 4 <= int(_BCRYPT.match(hashed).group(1)) <= 31:  # type: ignore[union-attr]
+        elif not 4 <= int(match.group(1)) <= 31:
             table.problem(user, "bcrypt cost must be between 4 and 31")
         else:
             users.append((str(user), hashed.encode()))
