@@ -22,7 +22,7 @@ from aiohttp import web
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 SCRAPE_TIMEOUT_HEADER = ("X-Prometheus-Scrape-Timeout-Seconds", "10")
-# The bridge's own receive size (local_exporter/sources/uds.py).
+# The bridge's own receive size (local_exporter/bridge/sources/uds.py).
 _CHUNK = 64 * 1024
 
 

@@ -25,7 +25,7 @@ import time
 
 import bcrypt
 
-from local_exporter.webconfig.basic_auth import BasicAuthUsers, Verdicts
+from local_exporter.bridge.webconfig.basic_auth import BasicAuthUsers, Verdicts
 
 
 def header(user: str, password: str) -> str:

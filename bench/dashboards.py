@@ -45,7 +45,7 @@ from backfilled import Backfill, backfill, preamble, scenario, start_prometheus
 from local_exporter.bundle import dashboards, rules
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.promql import metric_names, substituted
-from local_exporter.sim.scenario import parse_duration
+from local_exporter.common.durations import parse_duration
 
 CONFIG = BundleConfig()
 #: Backfilled series have no staleness markers: a host's previous phase (or version) would stay

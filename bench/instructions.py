@@ -38,8 +38,8 @@ def serve(which: str, kind: str, path: str, requests: int) -> None:
     from aiohttp import web
     from baseline import relay_app
 
-    from local_exporter import config
-    from local_exporter.app import make_app
+    from local_exporter.bridge import config
+    from local_exporter.bridge.app import make_app
 
     async def main() -> None:
         if which == "relay":

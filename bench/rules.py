@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from backfilled import backfill, preamble, rule_files, start_prometheus
 
-from local_exporter.sim.scenario import parse_duration
+from local_exporter.common.durations import parse_duration
 
 EVALUATION_INTERVAL = 15
 

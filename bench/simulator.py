@@ -498,7 +498,7 @@ def counts(text: str) -> list[int]:
 
 
 def interval_seconds(text: str) -> float:
-    from local_exporter.sim.scenario import parse_duration
+    from local_exporter.common.durations import parse_duration
 
     value = parse_duration(text)
     if value <= 0:

@@ -2,33 +2,64 @@
 
 A drop-in for the original's command line: `serve -c FILE` (or `--config FILE`, also before
 the subcommand), `-v` repeatable, default config `/etc/local_exporter/config.toml`.
+
+Each command imports what it runs when it runs: `serve` loads the daemon only (bridge/), never
+the bundle, the simulator or the demo, and a web config's TLS and bcrypt only when it has one.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import importlib
 import logging
-import ssl
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from aiohttp import web
+from local_exporter import __version__
+from local_exporter.bridge.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load
+from local_exporter.common import logs
+from local_exporter.common.fields import ProblemsError
 
-from local_exporter import __version__, logs
-from local_exporter.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load
-from local_exporter.demo import command as demo_command
-from local_exporter.fields import ProblemsError
-from local_exporter.loop import new_loop
-from local_exporter.sim import command as simulate_command
-from local_exporter.webconfig.config import describe
-from local_exporter.webconfig.config import load as load_web_config
+if TYPE_CHECKING:
+    import ssl
+
+    from aiohttp import web
 
 log = logging.getLogger("local_exporter")
 T = TypeVar("T")
+
+#: Commands whose options are declared beside their code, by the module's `configure(parser)`:
+#: their help line here, their module loaded only when the command is used (or its --help).
+LAZY_COMMANDS = {
+    "simulate": (
+        "simulate a fleet of Zincati hosts behind real bridges, live or as backfilled history",
+        "local_exporter.sim.arguments",
+    ),
+    "demo": (
+        "run a simulated fleet with real bridges, Prometheus and Alertmanager, and print its alerts",
+        "local_exporter.demo.arguments",
+    ),
+}
+
+
+class _Subcommands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Subcommands that add a lazy command's options when that command is parsed, so that
+    `serve` never loads the simulator or the demo to list options it does not have."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        name = values[0] if isinstance(values, list) and values else None
+        subparser = self._name_parser_map.get(name) if isinstance(name, str) else None
+        if name in LAZY_COMMANDS and subparser is not None and not subparser._actions[1:]:
+            importlib.import_module(LAZY_COMMANDS[name][1]).configure(subparser)
+        super().__call__(parser, namespace, values, option_string)
 
 
 def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -54,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"local-exporter {__version__}")
     _common(parser, top=True)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", action=_Subcommands)
     serve = commands.add_parser("serve", help="serve /bridge, /metrics and the health endpoints")
     _common(serve, top=False)
     serve.add_argument(
@@ -75,8 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(example, top=False)
     example.add_argument("--address", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     example.add_argument("--port", type=int, default=9598, help="listen port (default 9598)")
-    simulate_command.add_parser(commands)
-    demo_command.add_parser(commands)
+    for name, (line, _) in LAZY_COMMANDS.items():
+        commands.add_parser(name, help=line)
     bundle = commands.add_parser(
         "bundle", help="write the monitoring bundle (rules, Alertmanager config) from its config object"
     )
@@ -98,8 +129,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "example":
         return example(args.address, args.port)
     if args.command == "simulate":
+        from local_exporter.sim import command as simulate_command
+
         return simulate_command.run(args)
     if args.command == "demo":
+        from local_exporter.demo import command as demo_command
+
         return demo_command.run(args)
     if args.command == "bundle":
         return bundle(args.out, args.check)
@@ -146,6 +181,9 @@ def check_config(path: Path) -> int:
 
 
 def check_web_config(path: Path) -> int:
+    from local_exporter.bridge.webconfig.config import describe
+    from local_exporter.bridge.webconfig.loader import load as load_web_config
+
     web_config = _load(load_web_config, path, "not usable")
     if web_config is None:
         return 1
@@ -159,11 +197,14 @@ def serve(path: Path, web_config_path: Path | None = None) -> int:
         return 1
     web_config = None
     if web_config_path is not None:
+        from local_exporter.bridge.webconfig.config import describe
+        from local_exporter.bridge.webconfig.loader import load as load_web_config
+
         web_config = _load(load_web_config, web_config_path, "not starting")
         if web_config is None:
             return 1
         log.info("web config loaded", extra=logs.fields(path=str(web_config_path), **describe(web_config)))
-    from local_exporter.app import WEB, make_app
+    from local_exporter.bridge.app import WEB, make_app
 
     web = (web_config_path, web_config) if web_config_path is not None and web_config is not None else None
     app = make_app(config, path=path, sighup=True, web_config=web)
@@ -172,7 +213,9 @@ def serve(path: Path, web_config_path: Path | None = None) -> int:
 
 
 def example(address: str, port: int) -> int:
-    from local_exporter import example as example_module
+    import tempfile
+
+    from local_exporter.demo import example as example_module
 
     with tempfile.TemporaryDirectory(prefix="local-exporter-example-") as directory:
         try:
@@ -191,8 +234,11 @@ def example(address: str, port: int) -> int:
 
 def run(app: web.Application, config: Config, ssl_context: ssl.SSLContext | None = None) -> int:
     """Serve until SIGINT/SIGTERM (server.py); a port that cannot be bound is a clear error."""
-    from local_exporter import server
-    from local_exporter.app import METRICS
+    import asyncio
+
+    from local_exporter.bridge import server
+    from local_exporter.bridge.app import METRICS
+    from local_exporter.common.loop import new_loop
 
     address, port = config.service.address, config.service.port
     log.info(

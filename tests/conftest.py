@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from local_exporter.example import example_payload
+from local_exporter.demo.example import example_payload
 from tests.support.dbus import PROMBUS_NAME, DBusDaemon, Mode, PrombusFactory, PrombusService, private_bus
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from local_exporter.example import example_payload
+from local_exporter.demo.example import example_payload
 from tests.support.processes import free_port, http_get, local_exporter_args, python_env, running, wait_http
 
 

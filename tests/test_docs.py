@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from local_exporter import config
-from local_exporter.sources import KINDS
+from local_exporter.bridge import config
+from local_exporter.bridge.sources import KINDS
+from tests.bridge.test_config import ORIGINAL, run_cli
 from tests.conftest import ROOT
-from tests.test_config import ORIGINAL, run_cli
 
 DOC = (ROOT / "docs/configuration.md").read_text()
 SERVICE = "`[service]`"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from local_exporter.example import example_payload
+from local_exporter.demo.example import example_payload
 from tests.support import prometheus as prom
 from tests.support.dbus import PROMBUS_METHOD, PROMBUS_NAME, PROMBUS_PATH, private_bus, prombus_service
 from tests.support.processes import (

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from local_exporter import jobs
 from local_exporter.bundle import dashboards, provisioning
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.prometheus_config import BRIDGE_PORT, job_name
 from local_exporter.bundle.yamltext import body, comment, document
+from local_exporter.common import jobs
 
 COMPOSE_PATH = "compose/compose.yaml"
 PROMETHEUS_PATH = "compose/prometheus/prometheus.yml"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from local_exporter import jobs
-from local_exporter.sim.scenario import parse_duration
+from local_exporter.common import jobs
+from local_exporter.common.durations import parse_duration
 
 #: Field names that end so hold a Prometheus duration ("5m"), or a number of seconds.
 DURATION_SUFFIXES = ("_for", "_window", "_interval")

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from local_exporter import __version__, jobs
+from local_exporter import __version__
 from local_exporter.bundle.alerts import alert_groups
 from local_exporter.bundle.compose import ZINCATI_SOCKETS
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.prometheus_config import BRIDGE_PORT, job_name
 from local_exporter.bundle.rules import recording_rules
 from local_exporter.bundle.yamltext import body, comment, document
+from local_exporter.common import jobs
 
 MANIFESTS_PATH = "deploy/kubernetes/local-exporter.yaml"
 RULES_PATH = "deploy/kubernetes/prometheusrule.yaml"

@@ -1,15 +1,15 @@
 """Every metric name the bundle reads, taken from the code that emits it.
 
-The agents' names come from the simulator's table of Zincati's families (which mirrors the
+The agents' names come from the catalogue of the real agents (agents/), the bridge's
 real agent byte for byte), airlock's from its model, the bridge's from its metrics module:
 a rule or panel cannot name a metric nothing emits.
 """
 
 from __future__ import annotations
 
-from local_exporter import metrics as bridge
-from local_exporter.sim import airlock
-from local_exporter.sim.zincati import FAMILIES
+from local_exporter.agents import airlock
+from local_exporter.agents.zincati import FAMILIES
+from local_exporter.bridge import metrics as bridge
 
 
 def _zincati(name: str) -> str:

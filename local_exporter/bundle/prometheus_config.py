@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from local_exporter import jobs
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.yamltext import body, comment, commented_out, document
+from local_exporter.common import jobs
 
 CONFIG_PATH = "prometheus/prometheus.yml"
 #: The bridge's default port (README, docs/configuration.md).

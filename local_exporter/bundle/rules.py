@@ -33,7 +33,7 @@ from typing import Any
 
 from local_exporter.bundle import names
 from local_exporter.bundle.config import BundleConfig
-from local_exporter.sim.scenario import parse_duration
+from local_exporter.common.durations import parse_duration
 
 Rule = dict[str, Any]
 Group = dict[str, Any]

@@ -38,27 +38,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Literal
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-ErrorKind = Literal["invalid_client_identity", "unknown_group", "failed_sem_init", "failed_lock"]
-
-#: HTTP status airlock answers with, per error kind.
-ERROR_STATUS: Mapping[ErrorKind, int] = {
-    "invalid_client_identity": 400,
-    "unknown_group": 400,
-    "failed_sem_init": 500,
-    "failed_lock": 500,
-}
-
-PRE_REBOOT_PATH = "/v1/pre-reboot"
-STEADY_STATE_PATH = "/v1/steady-state"
-METRICS_PATH = "/metrics"
-PROTOCOL_HEADER = "fleet-lock-protocol"
+from local_exporter.agents.airlock import (
+    CONFIG_GROUPS,
+    CONFIG_SLOTS,
+    DATABASE_SLOTS,
+    ERROR_STATUS,
+    LOCK_HOLDERS,
+    METRICS_PATH,
+    PRE_REBOOT_PATH,
+    PRE_REBOOT_REQUESTS,
+    PROTOCOL_HEADER,
+    STEADY_STATE_PATH,
+    STEADY_STATE_REQUESTS,
+    ErrorKind,
+)
 
 _METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: What Go's encoding/json escapes by default (json.Marshal uses HTML-safe escaping).
@@ -156,16 +155,6 @@ def _go_json(payload: Mapping[str, str]) -> str:
     for raw, escaped in _GO_JSON_ESCAPES.items():
         text = text.replace(raw, escaped)
     return text
-
-
-# Airlock's metric families (the counters' samples end in `_total`), declared once: the bundle
-# imports them.
-CONFIG_GROUPS = "airlock_config_groups"
-CONFIG_SLOTS = "airlock_config_semaphore_slots"
-LOCK_HOLDERS = "airlock_database_semaphore_lock_holders"
-DATABASE_SLOTS = "airlock_database_semaphore_slots"
-PRE_REBOOT_REQUESTS = "airlock_v1_pre_reboot_incoming_requests"
-STEADY_STATE_REQUESTS = "airlock_v1_steady_state_incoming_requests"
 
 
 class AirlockCollector(Collector):

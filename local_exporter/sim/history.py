@@ -19,7 +19,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from local_exporter.jobs import AGENT_JOB, AIRLOCK_INSTANCE, AIRLOCK_JOB
+from local_exporter.common.jobs import AGENT_JOB, AIRLOCK_INSTANCE, AIRLOCK_JOB
 from local_exporter.sim.airlock import AirlockCollector
 from local_exporter.sim.backfill import BackfillStats, HistoryWriter
 from local_exporter.sim.fleet import Fleet

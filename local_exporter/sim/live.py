@@ -27,22 +27,21 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 import yaml
 from aiohttp import web
 
-from local_exporter import config as config_module
-from local_exporter.app import make_app
-from local_exporter.jobs import AGENT_JOB, AGENT_SELECTOR, AIRLOCK_INSTANCE, AIRLOCK_JOB, BRIDGE_JOB
+from local_exporter.bridge import config as config_module
+from local_exporter.bridge.app import make_app
+from local_exporter.common.jobs import AGENT_JOB, AGENT_SELECTOR, AIRLOCK_INSTANCE, AIRLOCK_JOB, BRIDGE_JOB
 from local_exporter.sim import prombus
 from local_exporter.sim.airlock import make_airlock_app
 from local_exporter.sim.fleet import Fleet
 from local_exporter.sim.promsock import start_promsock
 from local_exporter.sim.scenario import Scenario
+from local_exporter.sim.transports import Transport
 
-Transport = Literal["uds", "file", "dbus"]
-TRANSPORTS: tuple[Transport, ...] = ("uds", "file", "dbus")
 DESCRIPTORS_PER_HOST = 3
 DESCRIPTORS_SPARE = 256
 

@@ -8,7 +8,6 @@ scenario's start.
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -91,33 +90,6 @@ class Scenario:
     reboot: float = 60.0
     #: Unix time the scenario starts at when backfilled (None: end it now).
     start: float | None = None
-
-
-# Prometheus' own duration syntax: units largest first, each at most once, integers only.
-_DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
-_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
-
-
-def parse_duration(text: str) -> float:
-    """`"1h30m"` -> 5400.0: a Prometheus-style duration in seconds; ValueError if it is not one."""
-    match = _DURATION.match(text)
-    if text == "0":
-        return 0.0
-    if not text or match is None:
-        raise ValueError(f'not a duration like "90s", "15m" or "1h30m": {text!r}')
-    return float(sum(int(count) * unit for count, unit in zip(match.groups(), _UNITS, strict=True) if count))
-
-
-def show(seconds: float) -> str:
-    """5400 -> "1h30m": seconds as the duration a scenario would write (fractions as "1.5s")."""
-    if seconds != int(seconds):
-        return f"{seconds:g}s"
-    rest, parts = int(seconds), []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if rest >= size:
-            parts.append(f"{rest // size}{unit}")
-            rest %= size
-    return "".join(parts) or "0s"
 
 
 def pick_hosts(seed: int, fault_index: int, count: int, hosts: int) -> tuple[int, ...]:

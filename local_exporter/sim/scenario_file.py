@@ -17,7 +17,9 @@ from importlib import resources
 from pathlib import Path
 from typing import cast
 
-from local_exporter.fields import Problem, Problems, ProblemsError, Table, dotted, read_text
+from local_exporter.common.durations import parse_duration, show
+from local_exporter.common.fields import Problem, Problems, ProblemsError, Table, dotted, read_text
+from local_exporter.common.toml_lines import ArrayIndex, array_index, scan_with_arrays
 from local_exporter.sim.scenario import (
     CHECK_ERROR_KINDS,
     FAULT_KINDS,
@@ -26,11 +28,8 @@ from local_exporter.sim.scenario import (
     FleetSpec,
     ReleaseSpec,
     Scenario,
-    parse_duration,
     pick_hosts,
-    show,
 )
-from local_exporter.toml_lines import ArrayIndex, array_index, scan_with_arrays
 
 PRESETS: tuple[str, ...] = ("rollout", "fleet-lock", "stalled", "faults", "demo")
 DEFAULT_REBOOT = 60.0

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
+from local_exporter.agents.zincati import FAMILIES
+
 Strategy = Literal["immediate", "fleet_lock", "periodic"]
 
 #: Base refresh period; Zincati adds 0–10 % jitter, which the caller adds to keep this pure.
@@ -102,97 +104,6 @@ class Environment:
     window_open: bool = True
     active_users: int = 0
 
-
-@dataclass(frozen=True)
-class _Family:
-    help: str
-    type: Literal["counter", "gauge"]
-    #: The help text was not in the reference example, so it is not verified against Zincati's source.
-    verified: bool = True
-
-
-# HELP texts marked verified are copied verbatim from examples/zincati.prom; the others are
-# plausible texts in the same style, NOT verified against the agent's source.
-FAMILIES: dict[str, _Family] = {
-    "process_start_time_seconds": _Family("Start time of the process since unix epoch in seconds.", "gauge"),
-    "zincati_cincinnati_booted_release_is_deadend": _Family(
-        "Whether currently booted OS release is a dead-end.", "gauge"
-    ),
-    "zincati_cincinnati_graph_edges_count": _Family("Number of edges in Cincinnati update graph.", "gauge"),
-    "zincati_cincinnati_graph_nodes_count": _Family("Number of nodes in Cincinnati update graph.", "gauge"),
-    "zincati_cincinnati_ignored_update_targets": _Family(
-        "Number of ignored targets among update targets found.", "gauge"
-    ),
-    "zincati_cincinnati_update_checks_errors_total": _Family(
-        "Total number of errors while checking for updates.", "counter"
-    ),
-    "zincati_cincinnati_update_checks_total": _Family(
-        "Total number of checks for updates to the upstream Cincinnati server.", "counter"
-    ),
-    "zincati_identity_os_info": _Family("Information about the underlying booted OS", "gauge"),
-    "zincati_identity_rollout_wariness": _Family("Client wariness for update rollout", "gauge", verified=False),
-    "zincati_rpm_ostree_deploy_attempts_total": _Family("Total number of 'rpm-ostree deploy' attempts.", "counter"),
-    "zincati_rpm_ostree_deploy_failures_total": _Family(
-        "Total number of 'rpm-ostree deploy' failures.", "counter", verified=False
-    ),
-    "zincati_rpm_ostree_finalize_attempts_total": _Family(
-        "Total number of 'rpm-ostree finalize-deployment' attempts.", "counter", verified=False
-    ),
-    "zincati_rpm_ostree_finalize_failures_total": _Family(
-        "Total number of 'rpm-ostree finalize-deployment' failures.", "counter", verified=False
-    ),
-    "zincati_rpm_ostree_register_driver_failures_total": _Family(
-        "Total number of failures to register as driver for rpm-ostree.", "counter", verified=False
-    ),
-    "zincati_rpm_ostree_status_attempts_total": _Family("Total number of 'rpm-ostree status' attempts.", "counter"),
-    "zincati_rpm_ostree_status_cache_misses_total": _Family(
-        "Total number of times rpm-ostree actor's cached status is stale during queries.", "counter"
-    ),
-    "zincati_rpm_ostree_status_cache_requests_total": _Family(
-        "Total number of attempts to query rpm-ostree actor's cached status.", "counter"
-    ),
-    "zincati_rpm_ostree_status_failures_total": _Family(
-        "Total number of 'rpm-ostree status' failures.", "counter", verified=False
-    ),
-    "zincati_strategy_fleet_lock_errors_total": _Family(
-        "Total number of errors while talking to the FleetLock server.", "counter"
-    ),
-    "zincati_strategy_fleet_lock_requests_total": _Family(
-        "Total number of requests to the FleetLock server.", "counter"
-    ),
-    "zincati_update_agent_finalization_attempts": _Family(
-        "Total number of attempts to finalize a staged deployment by the update agent.", "counter"
-    ),
-    "zincati_update_agent_finalization_blocked_count": _Family(
-        "Total number of times finalization was blocked, by reason.", "counter", verified=False
-    ),
-    "zincati_update_agent_finalization_detected_active_users": _Family(
-        "Number of active users detected by the update agent.", "gauge", verified=False
-    ),
-    "zincati_update_agent_finalization_successes": _Family(
-        "Total number of successful finalizations of a staged deployment by the update agent.",
-        "counter",
-        verified=False,
-    ),
-    "zincati_update_agent_last_refresh_timestamp": _Family("UTC timestamp of update-agent last refresh tick.", "gauge"),
-    "zincati_update_agent_latest_state_change_timestamp": _Family(
-        "UTC timestamp of update-agent last state change.", "gauge"
-    ),
-    "zincati_update_agent_postponed_finalizations_total": _Family(
-        "Total number of finalizations postponed because of active user sessions.", "counter", verified=False
-    ),
-    "zincati_update_agent_updates_allow_downgrade": _Family(
-        "Whether downgrades via auto-updates logic are allowed.", "gauge"
-    ),
-    "zincati_update_agent_updates_enabled": _Family("Whether auto-updates logic is enabled.", "gauge"),
-    "zincati_updates_strategy_can_finalize_responses": _Family(
-        "Total number of responses from querying update strategy for finalization consent.", "counter"
-    ),
-    "zincati_updates_strategy_mode": _Family("Update strategy mode in use", "gauge"),
-    "zincati_updates_strategy_periodic_schedule_length_minutes": _Family(
-        "Total length of the periodic strategy schedule in use, in minutes.", "gauge", verified=False
-    ),
-}
 
 Labels = tuple[tuple[str, str], ...]
 

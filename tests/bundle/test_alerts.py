@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
+from local_exporter.agents.zincati import FAMILIES
 from local_exporter.bundle import alerts, names, rules
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.promql import metric_names
-from local_exporter.sim.zincati import FAMILIES
 from tests.bundle.test_rules import TEST_FILES
 
 ROOT = Path(__file__).resolve().parents[2]

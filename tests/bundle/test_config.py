@@ -8,7 +8,7 @@ from pathlib import Path
 
 from local_exporter.bundle.config import DURATION_SUFFIXES, SECONDS_SUFFIX, BundleConfig
 from local_exporter.bundle.generate import write
-from local_exporter.sim.scenario import parse_duration
+from local_exporter.common.durations import parse_duration
 from tests.support.prometheus import PROMTOOL
 
 CONFIG = BundleConfig()

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from local_exporter.agents.zincati import FAMILIES
 from local_exporter.bundle import names, rules
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.generate import differences, render, write
 from local_exporter.bundle.promql import metric_names
-from local_exporter.sim.zincati import FAMILIES
 from tests.support.processes import local_exporter_args, python_env
 from tests.support.prometheus import PROMTOOL
 

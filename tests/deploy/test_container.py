@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from local_exporter.bridge.config import load
 from local_exporter.bundle import compose
-from local_exporter.config import load
 from tests.support.processes import LOOPBACK, free_port, local_exporter_args, python_env, running, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from local_exporter.sim import scenario, scenario_file
-from local_exporter.sim.command import EPILOG
+from local_exporter.sim.arguments import EPILOG
 from tests.support.processes import http_get, local_exporter_args, poll, python_env, running, wait_http
 
 FAULTS_SCENARIO = """\

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from local_exporter.common import durations
 from local_exporter.sim import scenario, scenario_file
 from local_exporter.sim.scenario import FAULT_KINDS, FaultSpec, FleetSpec, ReleaseSpec, Scenario
 from local_exporter.sim.scenario_file import ScenarioError
@@ -537,39 +538,9 @@ def test_defaults() -> None:
     assert parsed.fleet.groups == (("default", 1),)
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("0", 0.0),
-        ("0s", 0.0),
-        ("90s", 90.0),
-        ("15m", 900.0),
-        ("2h", 7200.0),
-        ("1d", 86400.0),
-        ("1w", 604800.0),
-        ("1h30m", 5400.0),
-        ("1d2h3m4s", 93784.0),
-        ("1500ms", 1.5),
-    ],
-)
-def test_parse_duration(text: str, seconds: float) -> None:
-    assert scenario.parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "5", "-5m", "1.5h", "30m1h", "1h 30m", "1hh", "m", "1H", "5 s"])
-def test_parse_duration_rejects(text: str) -> None:
-    with pytest.raises(ValueError, match="not a duration"):
-        scenario.parse_duration(text)
-
-
-@pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (90, "1m30s"), (5400, "1h30m"), (86400, "1d"), (1.5, "1.5s")])
-def test_show(seconds: float, text: str) -> None:
-    assert scenario.show(seconds) == text
-
-
 def test_number_durations() -> None:
     parsed = scenario_file.parse('name = "x"\nduration = 5400\nreboot = 0.5\n[fleet]\nhosts = 1\nversion = "a"\n')
-    assert (parsed.duration, parsed.reboot) == (scenario.parse_duration("1h30m"), 0.5)
+    assert (parsed.duration, parsed.reboot) == (durations.parse_duration("1h30m"), 0.5)
 
 
 def test_host_selection_is_deterministic_and_in_range() -> None:

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from local_exporter.example import example_payload
+from local_exporter.demo.example import example_payload
 from local_exporter.sim.zincati import (
     MAX_DEPLOY_ATTEMPTS,
     MAX_FINALIZE_POSTPONEMENTS,

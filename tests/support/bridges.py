@@ -9,8 +9,27 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from local_exporter import config
-from local_exporter.app import make_app
+from local_exporter.bridge import config
+from local_exporter.bridge.app import make_app
+from local_exporter.bridge.selectors import Selectors
+
+# A selector table of each kind, for opening sources that are never read.
+_UNREAD = {
+    "file": 'path = "/nonexistent/x.prom"',
+    "uds": 'path = "/nonexistent/x.sock"',
+    "dbus": 'destination = "org.example.X", path = "/org/example/X", method = "org.example.X.Get"',
+    "http": 'url = "http://127.0.0.1:1/metrics"',
+}
+
+
+def open_selectors(*selectors: tuple[str, str]) -> Selectors:
+    """Live selectors of these (name, kind), as an app holds them, their sources never read."""
+    text = "[bridge.selectors]\n" + "".join(
+        f'{name} = {{ kind = "{kind}", {_UNREAD[kind]} }}\n' for name, kind in selectors
+    )
+    live = Selectors()
+    live.open(config.parse(text).selectors)
+    return live
 
 
 def bridge_app(toml_text: str, registry: CollectorRegistry | None = None) -> web.Application:

@@ -16,11 +16,11 @@ import bcrypt
 import trustme
 from prometheus_client import CollectorRegistry
 
-from local_exporter import config as bridge_config
-from local_exporter import server
-from local_exporter.app import METRICS, WEB, make_app
-from local_exporter.webconfig import config as web_config
-from local_exporter.webconfig.guard import WebGuard
+from local_exporter.bridge import config as bridge_config
+from local_exporter.bridge import server
+from local_exporter.bridge.app import METRICS, WEB, make_app
+from local_exporter.bridge.webconfig import loader as web_config
+from local_exporter.bridge.webconfig.guard import WebGuard
 from tests.support.processes import LOOPBACK
 
 #: The SAN the example client certificate carries, and the one web configs here allow.

@@ -16,7 +16,6 @@ from typing import Any
 
 import attr
 import grafanalib.core as g
-from grafanalib._gen import DashboardEncoder
 
 from local_exporter.bundle.config import BundleConfig
 
@@ -430,9 +429,17 @@ def _placed(panel: g.Panel, position: g.GridPos) -> g.Panel:
     return attr.evolve(panel, gridPos=position)
 
 
+def _json_data(value: Any) -> Any:
+    """grafanalib's objects (panels, targets, ...) as the JSON data they stand for."""
+    to_json_data = getattr(value, "to_json_data", None)
+    if to_json_data is None:
+        raise TypeError(f"{type(value).__name__} is not a grafanalib object")
+    return to_json_data()
+
+
 def to_json(dashboard: g.Dashboard) -> str:
     """Sorted, stable JSON of the keys Grafana's schema knows, without grafanalib's nulls."""
-    data = _only(json.loads(json.dumps(dashboard.to_json_data(), cls=DashboardEncoder)), _DASHBOARD_KEYS)
+    data = _only(json.loads(json.dumps(dashboard.to_json_data(), default=_json_data)), _DASHBOARD_KEYS)
     data["panels"] = [_panel(p) for p in data["panels"]]
     data["templating"]["list"] = [_variable(v) for v in data["templating"]["list"]]
     data["timepicker"] = _only(data["timepicker"], _TIMEPICKER_KEYS)

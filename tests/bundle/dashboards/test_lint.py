@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 import yaml
 
+from local_exporter.agents.zincati import FAMILIES
 from local_exporter.bundle import dashboards, names, rules
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.dashboards.style import DATASOURCE
 from local_exporter.bundle.promql import enclosing_functions, metric_names, substituted
-from local_exporter.sim.zincati import FAMILIES
 from tests.support.prometheus import PROMTOOL
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -1,0 +1,103 @@
+"""Zincati, the Fedora CoreOS update agent: the metric families it serves on its socket
+(`/run/zincati/public/metrics.promsock`), with their HELP text and type.
+
+The bridge's adapters, the simulator (sim/zincati.py renders exactly these) and the bundle's
+rules and dashboards (bundle/names.py) read this table, so none can name a family Zincati lacks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Family:
+    help: str
+    type: Literal["counter", "gauge"]
+    #: The help text was not in the reference example, so it is not verified against Zincati's source.
+    verified: bool = True
+
+
+# HELP texts marked verified are copied verbatim from examples/zincati.prom (beside this module);
+# the others are plausible texts in the same style, NOT verified against the agent's source.
+FAMILIES: dict[str, Family] = {
+    "process_start_time_seconds": Family("Start time of the process since unix epoch in seconds.", "gauge"),
+    "zincati_cincinnati_booted_release_is_deadend": Family(
+        "Whether currently booted OS release is a dead-end.", "gauge"
+    ),
+    "zincati_cincinnati_graph_edges_count": Family("Number of edges in Cincinnati update graph.", "gauge"),
+    "zincati_cincinnati_graph_nodes_count": Family("Number of nodes in Cincinnati update graph.", "gauge"),
+    "zincati_cincinnati_ignored_update_targets": Family(
+        "Number of ignored targets among update targets found.", "gauge"
+    ),
+    "zincati_cincinnati_update_checks_errors_total": Family(
+        "Total number of errors while checking for updates.", "counter"
+    ),
+    "zincati_cincinnati_update_checks_total": Family(
+        "Total number of checks for updates to the upstream Cincinnati server.", "counter"
+    ),
+    "zincati_identity_os_info": Family("Information about the underlying booted OS", "gauge"),
+    "zincati_identity_rollout_wariness": Family("Client wariness for update rollout", "gauge", verified=False),
+    "zincati_rpm_ostree_deploy_attempts_total": Family("Total number of 'rpm-ostree deploy' attempts.", "counter"),
+    "zincati_rpm_ostree_deploy_failures_total": Family(
+        "Total number of 'rpm-ostree deploy' failures.", "counter", verified=False
+    ),
+    "zincati_rpm_ostree_finalize_attempts_total": Family(
+        "Total number of 'rpm-ostree finalize-deployment' attempts.", "counter", verified=False
+    ),
+    "zincati_rpm_ostree_finalize_failures_total": Family(
+        "Total number of 'rpm-ostree finalize-deployment' failures.", "counter", verified=False
+    ),
+    "zincati_rpm_ostree_register_driver_failures_total": Family(
+        "Total number of failures to register as driver for rpm-ostree.", "counter", verified=False
+    ),
+    "zincati_rpm_ostree_status_attempts_total": Family("Total number of 'rpm-ostree status' attempts.", "counter"),
+    "zincati_rpm_ostree_status_cache_misses_total": Family(
+        "Total number of times rpm-ostree actor's cached status is stale during queries.", "counter"
+    ),
+    "zincati_rpm_ostree_status_cache_requests_total": Family(
+        "Total number of attempts to query rpm-ostree actor's cached status.", "counter"
+    ),
+    "zincati_rpm_ostree_status_failures_total": Family(
+        "Total number of 'rpm-ostree status' failures.", "counter", verified=False
+    ),
+    "zincati_strategy_fleet_lock_errors_total": Family(
+        "Total number of errors while talking to the FleetLock server.", "counter"
+    ),
+    "zincati_strategy_fleet_lock_requests_total": Family(
+        "Total number of requests to the FleetLock server.", "counter"
+    ),
+    "zincati_update_agent_finalization_attempts": Family(
+        "Total number of attempts to finalize a staged deployment by the update agent.", "counter"
+    ),
+    "zincati_update_agent_finalization_blocked_count": Family(
+        "Total number of times finalization was blocked, by reason.", "counter", verified=False
+    ),
+    "zincati_update_agent_finalization_detected_active_users": Family(
+        "Number of active users detected by the update agent.", "gauge", verified=False
+    ),
+    "zincati_update_agent_finalization_successes": Family(
+        "Total number of successful finalizations of a staged deployment by the update agent.",
+        "counter",
+        verified=False,
+    ),
+    "zincati_update_agent_last_refresh_timestamp": Family("UTC timestamp of update-agent last refresh tick.", "gauge"),
+    "zincati_update_agent_latest_state_change_timestamp": Family(
+        "UTC timestamp of update-agent last state change.", "gauge"
+    ),
+    "zincati_update_agent_postponed_finalizations_total": Family(
+        "Total number of finalizations postponed because of active user sessions.", "counter", verified=False
+    ),
+    "zincati_update_agent_updates_allow_downgrade": Family(
+        "Whether downgrades via auto-updates logic are allowed.", "gauge"
+    ),
+    "zincati_update_agent_updates_enabled": Family("Whether auto-updates logic is enabled.", "gauge"),
+    "zincati_updates_strategy_can_finalize_responses": Family(
+        "Total number of responses from querying update strategy for finalization consent.", "counter"
+    ),
+    "zincati_updates_strategy_mode": Family("Update strategy mode in use", "gauge"),
+    "zincati_updates_strategy_periodic_schedule_length_minutes": Family(
+        "Total length of the periodic strategy schedule in use, in minutes.", "gauge", verified=False
+    ),
+}

@@ -1,0 +1,198 @@
+"""`GET /bridge?selector=NAME`: one scrape, fanned out to the selector's source.
+
+Everything that is the same for every kind lives here: the deadline (selector timeout and the
+Prometheus scrape-timeout header), complete-or-error answers, the status table, the
+Content-Type, compression, the selector's metrics and one log line per failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Sequence
+
+from aiohttp import web
+
+from local_exporter.bridge import labels, payload
+from local_exporter.bridge.config import ServiceConfig
+from local_exporter.bridge.deadlines import Deadlines
+from local_exporter.bridge.errors import OUTCOME_STATUS, REJECTION_STATUS, DeadlineExceeded, SourceError
+from local_exporter.bridge.limits import SCRAPE_TIMEOUT_HEADER, BadScrapeTimeout, scrape_deadline
+from local_exporter.bridge.metrics import ExporterMetrics
+from local_exporter.bridge.responses import exposition, text
+from local_exporter.bridge.selectors import Read, Selector, Selectors
+from local_exporter.common.logs import fields
+
+log = logging.getLogger("local_exporter.bridge")
+# Echoed names are cut short: an unknown selector is whatever a client typed.
+_ECHO_LIMIT = 64
+_MEMO_LIMIT = 64
+
+
+class Bridge:
+    def __init__(self, selectors: Selectors, metrics: ExporterMetrics, service: ServiceConfig) -> None:
+        self.selectors = selectors
+        self.metrics = metrics
+        self.timeout_offset = service.scrape_timeout_offset
+        self.max_in_flight = service.max_in_flight
+        # Scrapes waiting on a source now, every selector together.
+        self.in_flight = 0
+        self.deadlines = Deadlines()
+
+    def configure(self, service: ServiceConfig) -> None:
+        """A reloaded `[service]`: the caps and the offset apply to the next scrape."""
+        if service.scrape_timeout_offset != self.timeout_offset:
+            # Every remembered deadline was computed with the old offset.
+            for selector in self.selectors.by_name.values():
+                selector.deadlines.clear()
+        self.timeout_offset = service.scrape_timeout_offset
+        self.max_in_flight = service.max_in_flight
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        # The usual scrape (one known selector, a scrape-timeout header value seen before) is
+        # decided by dict lookups here: each Python call costs ~0.5 % of a scrape. `_target`
+        # handles the rest: the first sight of a header value and every refusal.
+        names = request.query.getall("selector", ())
+        selector = self.selectors.by_name.get(names[0]) if len(names) == 1 else None
+        deadline = None if selector is None else selector.deadlines.get(request.headers.get(SCRAPE_TIMEOUT_HEADER))
+        if selector is None or deadline is None:
+            target = self._target(request, names)
+            if isinstance(target, web.Response):
+                return target
+            selector, deadline = target
+        shared = selector.shared
+        # Inline comparisons: the usual scrape pays two, not a call (see `handle`'s first comment).
+        if shared is None and (
+            self.in_flight >= self.max_in_flight or selector.reads >= selector.config.max_concurrency
+        ):
+            return self._refusal(selector)
+        started = time.perf_counter()
+        try:
+            if shared is not None:
+                selector.metrics.coalesced += 1
+                body = await self._within(selector, shared, deadline, started)
+            else:
+                answer = selector.source.fetch()
+                # A source that answers without waiting (a file) returns bytes: with nothing
+                # awaited, no deadline can pass and no client can go away, so none is registered
+                # (~4 k instructions a scrape, docs/benchmarks.md).
+                if isinstance(answer, bytes):
+                    body = answer
+                else:
+                    body = await self._within(selector, self._read(selector, answer), deadline, started)
+            content_type = payload.content_type(body)
+        except SourceError as exc:
+            return self._failed(selector, exc.outcome, str(exc), started)
+        except Exception as exc:
+            log.debug("internal error", exc_info=True)
+            return self._failed(selector, "internal_error", f"internal error: {exc!r}"[:200], started)
+        if selector.config.labels:
+            body = labels.inject(body, selector.config.labels)
+        selector.metrics.record_success(len(body), started, time.perf_counter())
+        if selector.failure is not None:
+            selector.failure = None
+            log.info("scrape recovered", extra=fields(selector=selector.config.name))
+        return exposition(request, body, content_type)
+
+    def _refusal(self, selector: Selector) -> web.Response:
+        """The 503 for a scrape past a cap: the bridge's in-flight scrapes, or the selector's reads."""
+        if self.in_flight >= self.max_in_flight:
+            return self._reject("overloaded", f"{self.in_flight} scrapes already waiting on sources: try again later")
+        return self._reject(
+            "selector_busy",
+            f"selector {selector.config.name}: {selector.reads} reads of its source already running",
+        )
+
+    def _read(self, selector: Selector, pending: Awaitable[bytes]) -> Read:
+        """Start a read of the selector's source; with coalescing, later scrapes join it."""
+        read = Read(asyncio.ensure_future(pending))
+        selector.reads += 1
+        selector.running.add(read.task)
+
+        def finished(task: asyncio.Future[bytes]) -> None:
+            selector.reads -= 1
+            selector.running.discard(task)
+            if selector.shared is read:
+                selector.shared = None
+            if not task.cancelled():
+                task.exception()  # retrieved: every waiter has its own copy, or none is left
+
+        read.task.add_done_callback(finished)
+        if selector.config.coalesce:
+            selector.shared = read
+        return read
+
+    async def _within(self, selector: Selector, read: Read, deadline: float, started: float) -> bytes:
+        """Await a read under this scrape's deadline, counted as in flight meanwhile. The read
+        outlives a scrape that leaves while others still wait for it."""
+        task = asyncio.current_task()
+        assert task is not None
+        metrics = selector.metrics
+        metrics.in_flight += 1
+        self.in_flight += 1
+        read.waiters += 1
+        try:
+            # Inside the try: whatever fails from here on, the counts above are given back.
+            self.deadlines.watch(task, deadline)
+            return await asyncio.shield(read.task)
+        except asyncio.CancelledError:
+            if self.deadlines.unwatch(task) and task.uncancel() == 0:
+                raise DeadlineExceeded(f"no complete answer within the {deadline:g} s deadline") from None
+            # The client went away: the source work is cancelled with us. Not a source failure.
+            metrics.record("cancelled", time.perf_counter() - started)
+            log.info("scrape cancelled: client went away", extra=fields(selector=selector.config.name))
+            raise
+        finally:
+            self.deadlines.unwatch(task)
+            metrics.in_flight -= 1
+            self.in_flight -= 1
+            read.waiters -= 1
+            if read.waiters == 0 and not read.task.done():
+                read.task.cancel()
+
+    def _target(self, request: web.Request, names: Sequence[str]) -> tuple[Selector, float] | web.Response:
+        """The selector and deadline a request asks for, or the 400/404 answer."""
+        if len(names) != 1 or not names[0]:
+            if not any(names):
+                return self._reject("bad_request", "missing selector: use /bridge?selector=NAME")
+            return self._reject("bad_request", f"selector given {len(names)} times: give exactly one")
+        selector = self.selectors.by_name.get(names[0])
+        if selector is None:
+            return self._reject("unknown_selector", f"unknown selector {_echo(names[0])}")
+        header = request.headers.get(SCRAPE_TIMEOUT_HEADER)
+        deadline = selector.deadlines.get(header)
+        if deadline is None:
+            try:
+                deadline = scrape_deadline(selector.config.timeout, header, self.timeout_offset)
+            except BadScrapeTimeout as exc:
+                return self._reject("bad_request", str(exc))
+            if len(selector.deadlines) < _MEMO_LIMIT:
+                selector.deadlines[header] = deadline
+        return selector, deadline
+
+    def _reject(self, reason: str, message: str) -> web.Response:
+        self.metrics.rejected(reason)
+        return text(REJECTION_STATUS[reason], message)
+
+    def _failed(self, selector: Selector, outcome: str, reason: str, started: float) -> web.Response:
+        duration = time.perf_counter() - started
+        selector.metrics.record(outcome, duration)
+        status = OUTCOME_STATUS[outcome]
+        repeated = selector.failure == (outcome, reason)
+        selector.failure = (outcome, reason)
+        (log.debug if repeated else log.warning)(
+            "scrape failed",
+            extra=fields(
+                selector=selector.config.name,
+                outcome=outcome,
+                status=status,
+                reason=reason,
+                duration_seconds=round(duration, 6),
+            ),
+        )
+        return text(status, f"selector {selector.config.name}: {outcome}: {reason}")
+
+
+def _echo(name: str) -> str:
+    return repr(name if len(name) <= _ECHO_LIMIT else name[:_ECHO_LIMIT] + "...")

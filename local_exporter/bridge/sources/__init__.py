@@ -1,0 +1,36 @@
+"""Source kinds: the one table of kinds the config, the app, the docs and the tests all read.
+
+Each kind is the module of its name here (base.py says what it implements); it is imported
+only when a selector of that kind is configured.
+"""
+
+from local_exporter.bridge.sources.base import (
+    BusAddresses,
+    Kind,
+    ParseContext,
+    SharedResources,
+    Source,
+    SourceLimits,
+    SourceSettings,
+)
+
+KINDS: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        Kind("file", "the whole content of a regular file"),
+        Kind("uds", "a Unix stream socket that writes its exposition to each new connection and closes"),
+        Kind("dbus", "a DBus method with no arguments that returns the exposition as `ay` or `s`"),
+        Kind("http", "an exporter serving HTTP on this host, on a port or on a Unix socket"),
+    )
+}
+
+__all__ = [
+    "KINDS",
+    "BusAddresses",
+    "Kind",
+    "ParseContext",
+    "SharedResources",
+    "Source",
+    "SourceLimits",
+    "SourceSettings",
+]

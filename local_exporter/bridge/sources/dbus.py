@@ -1,0 +1,251 @@
+"""`kind = "dbus"`: call a method with no arguments; the reply (`ay` or `s`) is the exposition.
+
+One connection per bus address is shared by every selector on that bus and re-made on the
+next scrape after the bus or the connection goes away; a service that restarts needs nothing,
+since calls go to its well-known name.
+
+Calls in flight are capped per selector, one by default. dbus-next 0.2.3's writer takes EAGAIN
+for a lost connection (upstream issue 153): a service written with dbus-next that has a second
+large reply queued behind one that just filled the socket drops off the bus. Measured here
+(tests/bridge/sources/test_dbus.py), caps of 2 to 7 lost such a service at about one reply size in
+three between 0.1 and 4 MB; a cap of 1 never did. Go services (prombus itself) are not affected
+and may raise the cap. Scrapes beyond the cap queue within their own deadline.
+
+The reply arrives whole (dbus-next cannot stream it), so `max_bytes` is checked on the complete
+reply; the bus daemon's own message size limit (dbus-daemon's default: 32 MiB on the system
+bus, about 1 GB on the session bus) bounds it before that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from dbus_next.aio.message_bus import MessageBus
+from dbus_next.constants import BusType, MessageType
+from dbus_next.message import Message
+from dbus_next.validators import (
+    is_bus_name_valid,
+    is_interface_name_valid,
+    is_member_name_valid,
+    is_object_path_valid,
+)
+
+from local_exporter.bridge.errors import BadPayload, PayloadTooLarge, SourceFailed, SourceUnavailable
+from local_exporter.bridge.sources.base import ParseContext, SharedResources, SourceLimits
+from local_exporter.common.fields import Table
+
+DEFAULT_MAX_CALLS_IN_FLIGHT = 1
+# The upstream report names 8 large replies in flight as the breaking point: never reach it.
+MAX_CALLS_IN_FLIGHT = 7
+_BUSES = ("system", "session")
+# Error replies that mean "nobody there to answer" rather than "the service answered badly".
+_UNAVAILABLE_ERRORS = {
+    "org.freedesktop.DBus.Error.ServiceUnknown",
+    "org.freedesktop.DBus.Error.NameHasNoOwner",
+    "org.freedesktop.DBus.Error.AccessDenied",
+    "org.freedesktop.DBus.Error.Disconnected",
+}
+
+
+@dataclass(frozen=True)
+class DBusSettings:
+    bus: str
+    # Explicit bus address; "" means the default address of `bus` (env var or well-known path).
+    address: str
+    destination: str
+    path: str
+    interface: str
+    member: str
+    max_calls_in_flight: int
+
+    def describe(self) -> str:
+        bus = self.address or f"{self.bus} bus"
+        return f"dbus {bus} {self.destination} {self.path} {self.interface}.{self.member}"
+
+    def open(self, limits: SourceLimits, shared: SharedResources) -> DBusSource:
+        connection = shared.get(
+            ("dbus", self.bus, self.address), lambda: BusConnection(self.bus, self.address), BusConnection.aclose
+        )
+        return DBusSource(self, limits.max_bytes, connection)
+
+
+def parse(table: Table, context: ParseContext) -> DBusSettings | None:
+    bus = table.choice("bus", _BUSES, default="system")
+    address = table.string("bus_address")
+    destination = table.string("destination", required=True)
+    path = table.string("path", required=True)
+    method = table.string("method", required=True)
+    limit = table.integer("max_calls_in_flight", DEFAULT_MAX_CALLS_IN_FLIGHT, low=1, high=MAX_CALLS_IN_FLIGHT)
+    ok = True
+    if address == "":
+        table.problem("bus_address", "must not be empty")
+        ok = False
+    if destination is not None and not is_bus_name_valid(destination):
+        table.problem("destination", f"is not a valid DBus bus name: {destination!r}")
+        ok = False
+    if path is not None and not is_object_path_valid(path):
+        table.problem("path", f"is not a valid DBus object path: {path!r}")
+        ok = False
+    interface, _, member = (method or "").rpartition(".")
+    if method is not None and not (is_interface_name_valid(interface) and is_member_name_valid(member)):
+        table.problem("method", f"must be an interface and a method name in one dotted string, got {method!r}")
+        ok = False
+    if not ok or bus is None or destination is None or path is None or method is None:
+        return None
+    default_address = context.buses.system if bus == "system" else context.buses.session
+    return DBusSettings(bus, address or default_address, destination, path, interface, member, limit)
+
+
+class _MessageBus(MessageBus):
+    """dbus-next's bus, closing its socket itself so no fd outlives a failed or ended connection.
+
+    dbus-next also fails futures nobody awaits when the bus goes away under it: the one behind
+    `wait_for_disconnect` and the write future of every message `call` sends. asyncio would log
+    each as an ERROR ("Future exception was never retrieved") with a traceback, on every lost
+    bus; the scrape that notices already reports the loss, so those errors are retrieved here.
+    """
+
+    def __init__(self, bus_address: str | None, bus_type: BusType) -> None:
+        super().__init__(bus_address=bus_address, bus_type=bus_type)  # type: ignore[arg-type]
+        self._disconnect_future.add_done_callback(_retrieve)
+
+    # The base class says `send` returns None; the asyncio bus returns the write future.
+    def send(self, msg: Message) -> asyncio.Future[None]:  # type: ignore[override]
+        future: asyncio.Future[None] = super().send(msg)
+        future.add_done_callback(_retrieve)
+        return future
+
+    def _setup_socket(self) -> None:
+        try:
+            super()._setup_socket()
+        except BaseException:
+            self.close_socket()
+            raise
+
+    def close_socket(self) -> None:
+        for item in (getattr(self, "_stream", None), getattr(self, "_sock", None)):
+            if item is not None:
+                item.close()
+
+
+class BusConnection:
+    """One lazily (re)made connection to one bus."""
+
+    def __init__(self, bus: str, address: str) -> None:
+        self.bus_type = BusType.SYSTEM if bus == "system" else BusType.SESSION
+        self.address = address
+        self.label = address or f"{bus} bus"
+        self._bus: _MessageBus | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> tuple[_MessageBus, bool]:
+        """The connected bus, and whether it was made just now."""
+        bus = self._bus
+        if bus is not None and bus.connected:
+            return bus, False
+        async with self._lock:
+            if self._bus is not None and self._bus.connected:
+                return self._bus, False
+            self.drop(self._bus)
+            try:
+                bus = _MessageBus(self.address or None, self.bus_type)
+            except Exception as exc:  # noqa: BLE001 - dbus-next raises OSError, ValueError, ...
+                raise SourceUnavailable(f"connect to DBus {self.label}: {_reason(exc)}") from None
+            try:
+                await bus.connect()
+            except Exception as exc:  # noqa: BLE001 - auth errors, EOF, OSError
+                _dispose(bus)
+                raise SourceUnavailable(f"connect to DBus {self.label}: {_reason(exc)}") from None
+            self._bus = bus
+            return bus, True
+
+    def drop(self, bus: _MessageBus | None) -> None:
+        """Forget `bus` (if it is still the current one) and close it."""
+        if bus is None:
+            return
+        if self._bus is bus:
+            self._bus = None
+        _dispose(bus)
+
+    async def aclose(self) -> None:
+        self.drop(self._bus)
+
+
+def _dispose(bus: _MessageBus) -> None:
+    if not bus._disconnected:
+        bus.disconnect()
+        bus._finalize(None)
+    bus.close_socket()
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or exc.__class__.__name__
+
+
+class DBusSource:
+    def __init__(self, settings: DBusSettings, max_bytes: int, connection: BusConnection) -> None:
+        self.settings = settings
+        self.max_bytes = max_bytes
+        self.connection = connection
+        self._slots = asyncio.Semaphore(settings.max_calls_in_flight)
+
+    def gauges(self) -> dict[str, float]:
+        return {}
+
+    async def fetch(self) -> bytes:
+        async with self._slots:
+            reply = await self._call()
+        return self._payload(reply)
+
+    async def _call(self) -> Message:
+        s = self.settings
+        while True:
+            bus, fresh = await self.connection.get()
+            message = Message(destination=s.destination, path=s.path, interface=s.interface, member=s.member)
+            try:
+                reply = await bus.call(message)
+            except asyncio.CancelledError:
+                # The deadline passed. dbus-daemon never times a call out, so dbus-next would keep
+                # this call's reply handler until the service answers: forget it now, or a stuck
+                # service grows the connection by one handler per scrape.
+                bus._method_return_handlers.pop(message.serial, None)
+                raise
+            except Exception as exc:  # noqa: BLE001 - a dead connection fails calls with any error
+                self.connection.drop(bus)
+                # A connection that worked before may just be stale (the bus restarted while we
+                # were idle): try once more on a fresh one within the same deadline.
+                if not fresh:
+                    continue
+                raise SourceUnavailable(f"call {s.destination}: DBus connection lost: {_reason(exc)}") from None
+            if reply is None:  # only for NO_REPLY_EXPECTED calls, which we never send
+                raise SourceFailed(f"call {s.destination}: no reply")
+            return reply
+
+    def _payload(self, reply: Message) -> bytes:
+        s = self.settings
+        if reply.message_type == MessageType.ERROR:
+            detail = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""
+            message = f"call {s.destination} {s.path} {s.interface}.{s.member}: {reply.error_name}: {detail}".rstrip(
+                ": "
+            )
+            if reply.error_name in _UNAVAILABLE_ERRORS:
+                raise SourceUnavailable(message)
+            raise SourceFailed(message)
+        if reply.signature == "ay":
+            body = bytes(reply.body[0])
+        elif reply.signature == "s":
+            body = reply.body[0].encode("utf-8")
+        else:
+            raise BadPayload(f"call {s.destination}: reply signature is {reply.signature!r}, expected 'ay' or 's'")
+        if len(body) > self.max_bytes:
+            raise PayloadTooLarge(self.max_bytes)
+        return body
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,124 @@
+"""Group os-update-agents: one host's update agent (down, stuck, failing to update or reboot)."""
+
+from __future__ import annotations
+
+from local_exporter.bundle import names, rules
+from local_exporter.bundle.alerts.alert import Alert
+from local_exporter.bundle.config import BundleConfig
+from local_exporter.bundle.rules import by, on, selected
+
+#: Zincati's periodic strategy reboots only in its weekly maintenance windows: a host of that
+#: strategy may wait up to a week for one before its staged update is overdue.
+PERIODIC_WAIT_SECONDS = 7 * 24 * 3600
+
+
+def alerts(config: BundleConfig) -> list[Alert]:
+    host = config.host_labels
+    agent = config.agent_selector
+    phase = rules.PHASE
+
+    def increase(metric: str, window: str, extra: str = "") -> str:
+        return f"sum {by(host)} (increase({selected(metric, agent, extra)}[{window}]))"
+
+    def rate(metric: str, window: str) -> str:
+        return f"sum {by(host)} (rate({selected(metric, agent)}[{window}]))"
+
+    return [
+        Alert(
+            "AgentDown",
+            "warning",
+            f"max_over_time({selected(names.UP, agent)}[{config.down_window}]) == 0",
+            "A host's update agent cannot be read.",
+            "The bridge on {{ $labels.instance }} answers, but not with Zincati's metrics "
+            "(agent stopped, socket gone, or the exposition is broken).",
+            config.agent_down_for,
+        ),
+        Alert(
+            "AgentStale",
+            "warning",
+            f'max_over_time({phase}{{phase="stale"}}[{config.gauge_window}]) == 1',
+            "A host's update agent stopped refreshing.",
+            "Zincati on {{ $labels.instance }} has not refreshed for longer than its refresh period allows: "
+            "its update loop is stuck.",
+            config.agent_down_for,
+        ),
+        Alert(
+            "ChecksFailing",
+            "warning",
+            f"{rate(names.CHECK_ERRORS, config.checks_failing_window)} / {on(host)} "
+            f"{rate(names.CHECKS, config.checks_failing_window)} > 0.5",
+            "Update checks are failing on a host.",
+            "{{ $value | humanizePercentage }} of the update checks on {{ $labels.instance }} failed "
+            f"in the last {config.checks_failing_window}: the host cannot see new releases.",
+            config.checks_failing_for,
+        ),
+        Alert(
+            "DeployFailing",
+            "warning",
+            f"{increase(names.DEPLOY_FAILURES, config.failures_window)} >= 3",
+            "Deploying an update fails repeatedly on a host.",
+            'rpm-ostree failed to deploy the update {{ printf "%.0f" $value }} times in the last '
+            f"{config.failures_window} "
+            "on {{ $labels.instance }}; "
+            "Zincati abandons a release after 12 failures.",
+        ),
+        Alert(
+            "FinalizeFailing",
+            "warning",
+            f"{increase(names.FINALIZE_FAILURES, config.failures_window)} >= 3",
+            "Finalizing a staged update fails repeatedly on a host.",
+            'rpm-ostree failed to finalize the staged update {{ printf "%.0f" $value }} times in the last '
+            f"{config.failures_window} "
+            "on {{ $labels.instance }}; under FleetLock the host keeps its reboot slot, which stalls the rollout.",
+        ),
+        Alert(
+            "RebootPending",
+            "warning",
+            _reboot_pending(config),
+            "A host has an update staged but does not reboot.",
+            "{{ $labels.instance }} has had an update staged for {{ $value | humanizeDuration }} without "
+            "rebooting (logged-in users, a failing finalization, or its strategy).",
+            config.confirm_for,
+            keep_firing_for=config.gauge_window,
+        ),
+        Alert(
+            "BootedDeadEnd",
+            "warning",
+            f"max_over_time({selected(names.DEADEND, agent)}[{config.gauge_window}]) == 1",
+            "A host runs a dead-end release.",
+            "{{ $labels.instance }} is booted into a release marked as a dead end: it needs a manual update path.",
+            config.confirm_for,
+        ),
+        Alert(
+            "UpdatesDisabled",
+            "info",
+            f"max_over_time({selected(names.UPDATES_ENABLED, agent)}[{config.gauge_window}]) == 0",
+            "Automatic updates are disabled on a host.",
+            "Zincati's updates are disabled on {{ $labels.instance }}: it will not follow rollouts.",
+            config.disabled_for,
+        ),
+    ]
+
+
+def _reboot_pending(config: BundleConfig) -> str:
+    """Hosts staged longer than `staged_for` (a week longer under the periodic strategy).
+
+    Only hosts in phase `staged`: a host waiting for a reboot slot is throttled by design, and a
+    lock that stops turning is the fleet-level OSUpdateRebootLockContended; an alert per waiting
+    host would page thousands of times in a slow rollout. Zincati stamps real state transitions
+    only (not postponements), so while a host is staged the age of its last state change is how
+    long it has been staged: instant vectors, cheap at 100,000 hosts (docs/benchmarks.md).
+    """
+    host = config.host_labels
+    agent = config.agent_selector
+    overdue = rules.seconds(config.staged_for)
+    staged_age = f"max {by(host)} (time() - {selected(names.LATEST_STATE_CHANGE, agent)})"
+    periodic = selected(names.STRATEGY, agent, 'strategy="periodic"')
+    return (
+        f"{staged_age} > {overdue}\n"
+        f'and {on(host)} max_over_time({rules.PHASE}{{phase="staged"}}[{config.gauge_window}])\n'
+        f"unless {on(host)} (\n"
+        f"  {staged_age} < {overdue + PERIODIC_WAIT_SECONDS}\n"
+        f"  and {on(host)} {periodic}\n"
+        ")"
+    )
