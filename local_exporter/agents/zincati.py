@@ -17,6 +17,8 @@ class Family:
     type: Literal["counter", "gauge"]
     #: The help text was not in the reference example, so it is not verified against Zincati's source.
     verified: bool = True
+    #: Label names of its series, in the order Zincati's encoder writes them (sorted).
+    labels: tuple[str, ...] = ()
 
 
 # HELP texts marked verified are copied verbatim from examples/zincati.prom (beside this module);
@@ -32,12 +34,14 @@ FAMILIES: dict[str, Family] = {
         "Number of ignored targets among update targets found.", "gauge"
     ),
     "zincati_cincinnati_update_checks_errors_total": Family(
-        "Total number of errors while checking for updates.", "counter"
+        "Total number of errors while checking for updates.", "counter", labels=("kind",)
     ),
     "zincati_cincinnati_update_checks_total": Family(
         "Total number of checks for updates to the upstream Cincinnati server.", "counter"
     ),
-    "zincati_identity_os_info": Family("Information about the underlying booted OS", "gauge"),
+    "zincati_identity_os_info": Family(
+        "Information about the underlying booted OS", "gauge", labels=("basearch", "os_version", "platform", "stream")
+    ),
     "zincati_identity_rollout_wariness": Family("Client wariness for update rollout", "gauge", verified=False),
     "zincati_rpm_ostree_deploy_attempts_total": Family("Total number of 'rpm-ostree deploy' attempts.", "counter"),
     "zincati_rpm_ostree_deploy_failures_total": Family(
@@ -63,16 +67,16 @@ FAMILIES: dict[str, Family] = {
         "Total number of 'rpm-ostree status' failures.", "counter", verified=False
     ),
     "zincati_strategy_fleet_lock_errors_total": Family(
-        "Total number of errors while talking to the FleetLock server.", "counter"
+        "Total number of errors while talking to the FleetLock server.", "counter", labels=("api", "kind")
     ),
     "zincati_strategy_fleet_lock_requests_total": Family(
-        "Total number of requests to the FleetLock server.", "counter"
+        "Total number of requests to the FleetLock server.", "counter", labels=("api",)
     ),
     "zincati_update_agent_finalization_attempts": Family(
         "Total number of attempts to finalize a staged deployment by the update agent.", "counter"
     ),
     "zincati_update_agent_finalization_blocked_count": Family(
-        "Total number of times finalization was blocked, by reason.", "counter", verified=False
+        "Total number of times finalization was blocked, by reason.", "counter", verified=False, labels=("reason",)
     ),
     "zincati_update_agent_finalization_detected_active_users": Family(
         "Number of active users detected by the update agent.", "gauge", verified=False
@@ -94,9 +98,11 @@ FAMILIES: dict[str, Family] = {
     ),
     "zincati_update_agent_updates_enabled": Family("Whether auto-updates logic is enabled.", "gauge"),
     "zincati_updates_strategy_can_finalize_responses": Family(
-        "Total number of responses from querying update strategy for finalization consent.", "counter"
+        "Total number of responses from querying update strategy for finalization consent.",
+        "counter",
+        labels=("response",),
     ),
-    "zincati_updates_strategy_mode": Family("Update strategy mode in use", "gauge"),
+    "zincati_updates_strategy_mode": Family("Update strategy mode in use", "gauge", labels=("strategy",)),
     "zincati_updates_strategy_periodic_schedule_length_minutes": Family(
         "Total length of the periodic strategy schedule in use, in minutes.", "gauge", verified=False
     ),

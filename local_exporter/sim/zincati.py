@@ -419,6 +419,9 @@ def _family_text(name: str, children: dict[Labels, float]) -> str:
     family = FAMILIES[name]
     lines = [f"# HELP {name} {family.help}", f"# TYPE {name} {family.type}"]
     for labels in sorted(children, key=lambda key: tuple(value for _, value in key)):
+        if tuple(key for key, _ in labels) != family.labels:
+            # The model may only say what the real agent says (agents/zincati.py).
+            raise ValueError(f"{name} has labels {family.labels}, not {tuple(key for key, _ in labels)}")
         rendered = ",".join(f'{key}="{_escape(value)}"' for key, value in labels)
         series = f"{name}{{{rendered}}}" if labels else name
         lines.append(f"{series} {format_value(children[labels])}")
