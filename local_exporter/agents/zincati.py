@@ -15,14 +15,13 @@ from typing import Literal
 class Family:
     help: str
     type: Literal["counter", "gauge"]
-    #: The help text was not in the reference example, so it is not verified against Zincati's source.
-    verified: bool = True
     #: Label names of its series, in the order Zincati's encoder writes them (sorted).
     labels: tuple[str, ...] = ()
 
 
-# HELP texts marked verified are copied verbatim from examples/zincati.prom (beside this module);
-# the others are plausible texts in the same style, NOT verified against the agent's source.
+# Names, types, HELP texts and labels as Zincati registers them (coreos/zincati be76c4aa, v0.0.32:
+# src/update_agent/{mod,actor}.rs, src/cincinnati/mod.rs, src/rpm_ostree/cli_*.rs,
+# src/strategy/{mod,fleet_lock}.rs, src/identity/mod.rs, src/cli/agent.rs).
 FAMILIES: dict[str, Family] = {
     "process_start_time_seconds": Family("Start time of the process since unix epoch in seconds.", "gauge"),
     "zincati_cincinnati_booted_release_is_deadend": Family(
@@ -42,19 +41,17 @@ FAMILIES: dict[str, Family] = {
     "zincati_identity_os_info": Family(
         "Information about the underlying booted OS", "gauge", labels=("basearch", "os_version", "platform", "stream")
     ),
-    "zincati_identity_rollout_wariness": Family("Client wariness for update rollout", "gauge", verified=False),
+    "zincati_identity_rollout_wariness": Family("Client wariness for updates rollout", "gauge"),
     "zincati_rpm_ostree_deploy_attempts_total": Family("Total number of 'rpm-ostree deploy' attempts.", "counter"),
-    "zincati_rpm_ostree_deploy_failures_total": Family(
-        "Total number of 'rpm-ostree deploy' failures.", "counter", verified=False
-    ),
+    "zincati_rpm_ostree_deploy_failures_total": Family("Total number of 'rpm-ostree deploy' failures.", "counter"),
     "zincati_rpm_ostree_finalize_attempts_total": Family(
-        "Total number of 'rpm-ostree finalize-deployment' attempts.", "counter", verified=False
+        "Total number of 'rpm-ostree finalize-deployment' attempts.", "counter"
     ),
     "zincati_rpm_ostree_finalize_failures_total": Family(
-        "Total number of 'rpm-ostree finalize-deployment' failures.", "counter", verified=False
+        "Total number of 'rpm-ostree finalize-deployment' failures.", "counter"
     ),
     "zincati_rpm_ostree_register_driver_failures_total": Family(
-        "Total number of failures to register as driver for rpm-ostree.", "counter", verified=False
+        "Total number of failures to register as driver for rpm-ostree.", "counter"
     ),
     "zincati_rpm_ostree_status_attempts_total": Family("Total number of 'rpm-ostree status' attempts.", "counter"),
     "zincati_rpm_ostree_status_cache_misses_total": Family(
@@ -63,9 +60,7 @@ FAMILIES: dict[str, Family] = {
     "zincati_rpm_ostree_status_cache_requests_total": Family(
         "Total number of attempts to query rpm-ostree actor's cached status.", "counter"
     ),
-    "zincati_rpm_ostree_status_failures_total": Family(
-        "Total number of 'rpm-ostree status' failures.", "counter", verified=False
-    ),
+    "zincati_rpm_ostree_status_failures_total": Family("Total number of 'rpm-ostree status' failures.", "counter"),
     "zincati_strategy_fleet_lock_errors_total": Family(
         "Total number of errors while talking to the FleetLock server.", "counter", labels=("api", "kind")
     ),
@@ -76,22 +71,23 @@ FAMILIES: dict[str, Family] = {
         "Total number of attempts to finalize a staged deployment by the update agent.", "counter"
     ),
     "zincati_update_agent_finalization_blocked_count": Family(
-        "Total number of times finalization was blocked, by reason.", "counter", verified=False, labels=("reason",)
+        "Total number of finalization attempts blocked due to reasons unrelated to update strategy.",
+        "counter",
+        labels=("reason",),
     ),
     "zincati_update_agent_finalization_detected_active_users": Family(
-        "Number of active users detected by the update agent.", "gauge", verified=False
+        "Number of active users detected by the update-agent.", "gauge"
     ),
     "zincati_update_agent_finalization_successes": Family(
-        "Total number of successful finalizations of a staged deployment by the update agent.",
+        "Total number of successful update finalizations by the update agent.",
         "counter",
-        verified=False,
     ),
     "zincati_update_agent_last_refresh_timestamp": Family("UTC timestamp of update-agent last refresh tick.", "gauge"),
     "zincati_update_agent_latest_state_change_timestamp": Family(
         "UTC timestamp of update-agent last state change.", "gauge"
     ),
     "zincati_update_agent_postponed_finalizations_total": Family(
-        "Total number of finalizations postponed because of active user sessions.", "counter", verified=False
+        "Total number of update finalization postponements due to active users.", "counter"
     ),
     "zincati_update_agent_updates_allow_downgrade": Family(
         "Whether downgrades via auto-updates logic are allowed.", "gauge"
@@ -104,6 +100,6 @@ FAMILIES: dict[str, Family] = {
     ),
     "zincati_updates_strategy_mode": Family("Update strategy mode in use", "gauge", labels=("strategy",)),
     "zincati_updates_strategy_periodic_schedule_length_minutes": Family(
-        "Total length of the periodic strategy schedule in use, in minutes.", "gauge", verified=False
+        "Total length of the periodic strategy schedule in use", "gauge"
     ),
 }

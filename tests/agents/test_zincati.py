@@ -31,7 +31,7 @@ def test_every_family_of_the_reference_is_in_the_catalogue_with_its_type_help_an
         family = FAMILIES[name]
         assert label_sets == {family.labels}, name
         assert f"# TYPE {name} {family.type}\n" in REFERENCE, name
-        assert family.verified and f"# HELP {name} {family.help}\n" in REFERENCE, name
+        assert f"# HELP {name} {family.help}\n" in REFERENCE, name
 
 
 def test_the_simulator_renders_the_catalogues_labels_only() -> None:
@@ -53,3 +53,40 @@ def test_a_label_the_catalogue_lacks_is_refused() -> None:
     agent._proc.metrics["zincati_updates_strategy_mode"] = {(("mode", "immediate"),): 1.0}
     with pytest.raises(ValueError, match="zincati_updates_strategy_mode has labels"):
         agent.render()
+
+
+@pytest.mark.parametrize(
+    ("name", "help_text", "source"),
+    [
+        # Families the reference exposition does not show, whose HELP texts were once guessed.
+        ("zincati_identity_rollout_wariness", "Client wariness for updates rollout", "src/identity/mod.rs"),
+        (
+            "zincati_update_agent_finalization_blocked_count",
+            "Total number of finalization attempts blocked due to reasons unrelated to update strategy.",
+            "src/update_agent/actor.rs",
+        ),
+        (
+            "zincati_update_agent_finalization_detected_active_users",
+            "Number of active users detected by the update-agent.",
+            "src/update_agent/mod.rs",
+        ),
+        (
+            "zincati_update_agent_finalization_successes",
+            "Total number of successful update finalizations by the update agent.",
+            "src/update_agent/actor.rs",
+        ),
+        (
+            "zincati_update_agent_postponed_finalizations_total",
+            "Total number of update finalization postponements due to active users.",
+            "src/update_agent/mod.rs",
+        ),
+        (
+            "zincati_updates_strategy_periodic_schedule_length_minutes",
+            "Total length of the periodic strategy schedule in use",
+            "src/strategy/mod.rs",
+        ),
+    ],
+)
+def test_help_texts_are_zincatis_own(name: str, help_text: str, source: str) -> None:
+    # coreos/zincati be76c4aa (v0.0.32), `source`: the text its registration passes.
+    assert FAMILIES[name].help == help_text
