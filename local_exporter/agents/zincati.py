@@ -103,3 +103,10 @@ FAMILIES: dict[str, Family] = {
         "Total length of the periodic strategy schedule in use", "gauge"
     ),
 }
+
+
+def family(name: str) -> str:
+    """`name`, checked: a KeyError at import time for a name Zincati does not register."""
+    if name not in FAMILIES:
+        raise KeyError(f"{name} is not a Zincati metric")
+    return name

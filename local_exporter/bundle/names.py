@@ -8,15 +8,8 @@ a rule or panel cannot name a metric nothing emits.
 from __future__ import annotations
 
 from local_exporter.agents import airlock
-from local_exporter.agents.zincati import FAMILIES
+from local_exporter.agents.zincati import family as _zincati
 from local_exporter.bridge import metrics as bridge
-
-
-def _zincati(name: str) -> str:
-    if name not in FAMILIES:
-        raise KeyError(f"{name} is not a Zincati metric")
-    return name
-
 
 # Zincati (through the bridge)
 PROCESS_START = _zincati("process_start_time_seconds")

@@ -16,14 +16,15 @@ selector applies (dbus-next upstream issue 153, see `local_exporter.sources.dbus
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable
 
 from dbus_next.aio.message_bus import MessageBus
-from dbus_next.constants import MessageType, NameFlag, RequestNameReply
+from dbus_next.constants import MessageType
 from dbus_next.message import Message
 from dbus_next.validators import is_bus_name_valid
+
+from local_exporter.sim.dbus_service import ServiceBus, claim, disconnect, release, retrieve
 
 NAME = "com.github.lucab.Prombus"
 PATH = "/com/github/lucab/Prombus"
@@ -35,10 +36,6 @@ METHOD = f"{INTERFACE}.{MEMBER}"
 UNAVAILABLE_ERROR = "com.github.lucab.Prombus.Error.Unavailable"
 
 _NOT_NAME_CHARS = re.compile(r"[^A-Za-z0-9_]")
-
-
-class NameNotOwned(RuntimeError):
-    """The export could not become the primary owner of its bus name."""
 
 
 def bus_name(host: str) -> str:
@@ -90,7 +87,7 @@ class PrombusExport:
             reply = Message.new_error(msg, UNAVAILABLE_ERROR, "no metrics to export")
         # Sent here rather than returned, so a write that fails because the bus went away is
         # retrieved instead of logged by asyncio as a future exception nobody looked at.
-        self.bus.send(reply).add_done_callback(_retrieve)
+        self.bus.send(reply).add_done_callback(retrieve)
         return True
 
     async def close(self) -> None:
@@ -98,11 +95,7 @@ class PrombusExport:
         if self._closed:
             return
         self._closed = True
-        try:
-            if self.bus.connected:
-                await self.bus.release_name(self.name)
-        finally:
-            await _disconnect(self.bus)
+        await release(self.bus, self.name)
 
 
 async def export_prombus(bus_address: str, name: str, render: Callable[[], bytes]) -> PrombusExport:
@@ -111,51 +104,13 @@ async def export_prombus(bus_address: str, name: str, render: Callable[[], bytes
     Raises `NameNotOwned` if another connection owns `name` already, and dbus-next's own
     errors if the bus cannot be reached; nothing stays open after a failure.
     """
-    bus = _Bus(bus_address=bus_address)
+    bus = ServiceBus(bus_address=bus_address)
     try:
         await bus.connect()
         export = PrombusExport(bus, name, render)
         bus.add_message_handler(export.handle)
-        # DO_NOT_QUEUE: a second export of one host must fail, not wait for the first to go.
-        reply = await bus.request_name(name, NameFlag.DO_NOT_QUEUE)
-        if reply != RequestNameReply.PRIMARY_OWNER:
-            raise NameNotOwned(f"cannot own DBus name {name} on {bus_address}: {reply.name.lower()}")
+        await claim(bus, name, bus_address)
     except BaseException:
-        await _disconnect(bus)
+        await disconnect(bus)
         raise
     return export
-
-
-class _Bus(MessageBus):
-    """dbus-next's bus, closing its socket itself when connecting to the address fails."""
-
-    def _setup_socket(self) -> None:
-        try:
-            super()._setup_socket()  # type: ignore[no-untyped-call]
-        except BaseException:
-            _close_socket(self)
-            raise
-
-
-async def _disconnect(bus: MessageBus) -> None:
-    """Disconnect `bus` completely, closing the socket dbus-next leaves open."""
-    done = bus._disconnect_future
-    if bus.connected:
-        bus.disconnect()  # type: ignore[no-untyped-call]
-        await asyncio.shield(done)  # the reader sees the end of the stream and finalizes
-    if not bus._disconnected:  # the connect itself failed or was cancelled
-        bus._finalize(None)  # type: ignore[no-untyped-call]
-    if not done.cancelled():
-        done.exception()  # a bus lost earlier was reported to the caller that noticed
-    _close_socket(bus)
-
-
-def _close_socket(bus: MessageBus) -> None:
-    for item in (getattr(bus, "_stream", None), getattr(bus, "_sock", None)):
-        if item is not None:
-            item.close()
-
-
-def _retrieve(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()

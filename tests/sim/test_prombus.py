@@ -14,13 +14,13 @@ from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 from dbus_next.message import Message
 
+from local_exporter.sim.dbus_service import NameNotOwned
 from local_exporter.sim.prombus import (
     INTERFACE,
     MEMBER,
     METHOD,
     PATH,
     UNAVAILABLE_ERROR,
-    NameNotOwned,
     PrombusExport,
     bus_name,
     export_prombus,

@@ -21,6 +21,8 @@ KINDS: dict[str, Kind] = {
         Kind("uds", "a Unix stream socket that writes its exposition to each new connection and closes"),
         Kind("dbus", "a DBus method with no arguments that returns the exposition as `ay` or `s`"),
         Kind("http", "an exporter serving HTTP on this host, on a port or on a Unix socket"),
+        Kind("rpm_ostree", "rpm-ostree's deployments and transaction, read over DBus and kept current by its signals"),
+        Kind("os_update", "the host's update phase and versions, normalised, from its update agent and rpm-ostree"),
     )
 }
 

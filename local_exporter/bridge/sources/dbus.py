@@ -19,6 +19,7 @@ bus, about 1 GB on the session bus) bounds it before that.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dbus_next.aio.message_bus import MessageBus
@@ -64,23 +65,16 @@ class DBusSettings:
         return f"dbus {bus} {self.destination} {self.path} {self.interface}.{self.member}"
 
     def open(self, limits: SourceLimits, shared: SharedResources) -> DBusSource:
-        connection = shared.get(
-            ("dbus", self.bus, self.address), lambda: BusConnection(self.bus, self.address), BusConnection.aclose
-        )
-        return DBusSource(self, limits.max_bytes, connection)
+        return DBusSource(self, limits.max_bytes, shared_connection(shared, self.bus, self.address))
 
 
 def parse(table: Table, context: ParseContext) -> DBusSettings | None:
-    bus = table.choice("bus", _BUSES, default="system")
-    address = table.string("bus_address")
+    bus = parse_bus(table, context)
     destination = table.string("destination", required=True)
     path = table.string("path", required=True)
     method = table.string("method", required=True)
     limit = table.integer("max_calls_in_flight", DEFAULT_MAX_CALLS_IN_FLIGHT, low=1, high=MAX_CALLS_IN_FLIGHT)
     ok = True
-    if address == "":
-        table.problem("bus_address", "must not be empty")
-        ok = False
     if destination is not None and not is_bus_name_valid(destination):
         table.problem("destination", f"is not a valid DBus bus name: {destination!r}")
         ok = False
@@ -93,8 +87,26 @@ def parse(table: Table, context: ParseContext) -> DBusSettings | None:
         ok = False
     if not ok or bus is None or destination is None or path is None or method is None:
         return None
+    return DBusSettings(bus[0], bus[1], destination, path, interface, member, limit)
+
+
+def parse_bus(table: Table, context: ParseContext) -> tuple[str, str] | None:
+    """`bus` and `bus_address`: (bus, address), the address defaulting to the `[bridge]` one
+    for that bus ("" for the bus's usual address); None when they had problems."""
+    bus = table.choice("bus", _BUSES, default="system")
+    address = table.string("bus_address")
+    if address == "":
+        table.problem("bus_address", "must not be empty")
+        return None
+    if bus is None:
+        return None
     default_address = context.buses.system if bus == "system" else context.buses.session
-    return DBusSettings(bus, address or default_address, destination, path, interface, member, limit)
+    return bus, address or default_address
+
+
+def shared_connection(shared: SharedResources, bus: str, address: str) -> BusConnection:
+    """The one connection of this app to that bus, made on first use."""
+    return shared.get(("dbus", bus, address), lambda: BusConnection(bus, address), BusConnection.aclose)
 
 
 class _MessageBus(MessageBus):
@@ -184,6 +196,33 @@ def _retrieve(future: asyncio.Future[None]) -> None:
         future.exception()
 
 
+async def call(connection: BusConnection, make: Callable[[], Message], what: str) -> Message:
+    """Send the message `make()` builds and return its reply (an error reply included).
+
+    A connection that worked before may just be stale (the bus restarted while we were idle):
+    a call that fails on it is tried once more on a fresh one, within the caller's deadline.
+    """
+    while True:
+        bus, fresh = await connection.get()
+        message = make()
+        try:
+            reply = await bus.call(message)
+        except asyncio.CancelledError:
+            # The deadline passed. dbus-daemon never times a call out, so dbus-next would keep
+            # this call's reply handler until the service answers: forget it now, or a stuck
+            # service grows the connection by one handler per scrape.
+            bus._method_return_handlers.pop(message.serial, None)
+            raise
+        except Exception as exc:  # noqa: BLE001 - a dead connection fails calls with any error
+            connection.drop(bus)
+            if not fresh:
+                continue
+            raise SourceUnavailable(f"{what}: DBus connection lost: {_reason(exc)}") from None
+        if reply is None:  # only for NO_REPLY_EXPECTED calls, which we never send
+            raise SourceFailed(f"{what}: no reply")
+        return reply
+
+
 def _reason(exc: BaseException) -> str:
     return str(exc) or exc.__class__.__name__
 
@@ -205,27 +244,11 @@ class DBusSource:
 
     async def _call(self) -> Message:
         s = self.settings
-        while True:
-            bus, fresh = await self.connection.get()
-            message = Message(destination=s.destination, path=s.path, interface=s.interface, member=s.member)
-            try:
-                reply = await bus.call(message)
-            except asyncio.CancelledError:
-                # The deadline passed. dbus-daemon never times a call out, so dbus-next would keep
-                # this call's reply handler until the service answers: forget it now, or a stuck
-                # service grows the connection by one handler per scrape.
-                bus._method_return_handlers.pop(message.serial, None)
-                raise
-            except Exception as exc:  # noqa: BLE001 - a dead connection fails calls with any error
-                self.connection.drop(bus)
-                # A connection that worked before may just be stale (the bus restarted while we
-                # were idle): try once more on a fresh one within the same deadline.
-                if not fresh:
-                    continue
-                raise SourceUnavailable(f"call {s.destination}: DBus connection lost: {_reason(exc)}") from None
-            if reply is None:  # only for NO_REPLY_EXPECTED calls, which we never send
-                raise SourceFailed(f"call {s.destination}: no reply")
-            return reply
+        return await call(
+            self.connection,
+            lambda: Message(destination=s.destination, path=s.path, interface=s.interface, member=s.member),
+            f"call {s.destination}",
+        )
 
     def _payload(self, reply: Message) -> bytes:
         s = self.settings

@@ -1,0 +1,65 @@
+"""What the simulator's DBus services share: a bus connection that leaves no socket behind,
+however it ends (dbus-next leaves its socket open on some paths)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from dbus_next.aio.message_bus import MessageBus
+from dbus_next.constants import NameFlag, RequestNameReply
+
+
+class NameNotOwned(RuntimeError):
+    """A service could not become the primary owner of its bus name."""
+
+
+async def claim(bus: MessageBus, name: str, bus_address: str) -> None:
+    """Own `name` on `bus`, or raise `NameNotOwned`: DO_NOT_QUEUE, so a second service of one
+    host fails instead of waiting for the first to go."""
+    reply = await bus.request_name(name, NameFlag.DO_NOT_QUEUE)
+    if reply != RequestNameReply.PRIMARY_OWNER:
+        raise NameNotOwned(f"cannot own DBus name {name} on {bus_address}: {reply.name.lower()}")
+
+
+async def release(bus: MessageBus, name: str) -> None:
+    """Give up `name` and disconnect: the name is gone from the bus when this returns."""
+    try:
+        if bus.connected:
+            await bus.release_name(name)
+    finally:
+        await disconnect(bus)
+
+
+class ServiceBus(MessageBus):
+    """dbus-next's bus, closing its socket itself when connecting to the address fails."""
+
+    def _setup_socket(self) -> None:
+        try:
+            super()._setup_socket()  # type: ignore[no-untyped-call]
+        except BaseException:
+            close_socket(self)
+            raise
+
+
+async def disconnect(bus: MessageBus) -> None:
+    """Disconnect `bus` completely, closing the socket dbus-next leaves open."""
+    done = bus._disconnect_future
+    if bus.connected:
+        bus.disconnect()  # type: ignore[no-untyped-call]
+        await asyncio.shield(done)  # the reader sees the end of the stream and finalizes
+    if not bus._disconnected:  # the connect itself failed or was cancelled
+        bus._finalize(None)  # type: ignore[no-untyped-call]
+    if not done.cancelled():
+        done.exception()  # a bus lost earlier was reported to the caller that noticed
+    close_socket(bus)
+
+
+def close_socket(bus: MessageBus) -> None:
+    for item in (getattr(bus, "_stream", None), getattr(bus, "_sock", None)):
+        if item is not None:
+            item.close()
+
+
+def retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
