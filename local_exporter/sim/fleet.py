@@ -162,7 +162,7 @@ class Fleet:
             host.rebooting = True
             self._push(t + self.scenario.reboot, _REBOOTED, host.index, -1)
             return
-        if delay > 0:
+        if delay > 0 and not agent.exact_delay:
             delay *= 1 + self._random.uniform(0, JITTER)
         self._schedule_tick(host, delay)
 

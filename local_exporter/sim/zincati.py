@@ -36,8 +36,12 @@ REFRESH_PERIOD = 300.0
 POSTPONE_PERIOD = 60.0
 #: Refresh period once the agent has nothing left to do (updates disabled, or waiting for reboot).
 IDLE_PERIOD = 3 * 3600.0
-#: Failed deploys of one release before Zincati abandons that release.
+#: Failed deploys of one release in a row before Zincati gives it up and checks again; the next
+#: check offers it again if it is still offered, for another cycle (mod.rs, record_failed_deploy).
 MAX_DEPLOY_ATTEMPTS = 12
+#: Driver registration is retried inside one tick, waiting 1, 2, 4 ... s between attempts, at
+#: most this long (src/rpm_ostree/cli_deploy.rs, deploy_register_driver).
+MAX_REGISTER_BACKOFF = 256.0
 #: Postponements for active user sessions before finalizing anyway.
 MAX_FINALIZE_POSTPONEMENTS = 10
 
@@ -92,7 +96,11 @@ class Environment:
     graph_nodes: int = 18
     graph_edges: int = 20
     booted_deadend: bool = False
+    #: Whether the booted release is a node of the graph Cincinnati serves (not: no update).
+    booted_in_graph: bool = True
     deploy_ok: bool = True
+    #: How long `rpm-ostree deploy` takes (the download): the tick blocks that long.
+    deploy_seconds: float = 0.0
     finalize_ok: bool = True
     status_ok: bool = True
     register_driver_ok: bool = True
@@ -131,8 +139,10 @@ class _Process:
     release: str | None = None
     deploy_failures_for_release: int = 0
     postponements_left: int = MAX_FINALIZE_POSTPONEMENTS
-    status_cache_fresh: bool = False
-    abandoned: set[str] = field(default_factory=set)
+    #: The wait before the next driver registration attempt (0: not registering).
+    register_backoff: float = 0.0
+    #: A deploy is downloading: the tick that started it completes it at its next call.
+    deploying: bool = False
     metrics: dict[str, dict[Labels, float]] = field(default_factory=dict)
     #: Render caches: family names in exposition order, and each family's text.
     order: list[str] | None = None
@@ -148,6 +158,8 @@ class ZincatiAgent:
         self._process: _Process | None = None
         # The last render, until a value changes: a fleet is scraped far more often than it ticks.
         self._rendered: bytes | None = None
+        #: Whether the last tick's delay is exact (no jitter to add): see `tick`.
+        self.exact_delay = False
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -176,6 +188,9 @@ class ZincatiAgent:
                 "zincati_updates_strategy_periodic_schedule_length_minutes", self.config.periodic_schedule_minutes
             )
         self._set("zincati_update_agent_latest_state_change_timestamp", now)
+        # The identity is read with `rpm-ostree status --booted` before the socket exists
+        # (src/identity/mod.rs); a failure there stops the process, so it always succeeded.
+        self._inc("zincati_rpm_ostree_status_attempts_total")
 
     def reboot(self, now: float, new_version: str | None = None) -> None:
         """The host reboots and a new process starts at `now`.
@@ -204,14 +219,19 @@ class ZincatiAgent:
     def tick(self, now: float, env: Environment | None = None) -> float:
         """Run one refresh of the state machine at `now`; return the base delay to the next tick.
 
-        The delay is 0 after a state change (Zincati re-ticks at once), otherwise the refresh
-        period without jitter, which the caller adds.
+        The delay is 0 after a state change (Zincati re-ticks at once; not after ReportedSteady
+        -> NoNewUpdate, actor.rs), otherwise the refresh period without jitter, which the caller
+        adds unless `exact_delay` says the delay is not a refresh period: a tick still running
+        (a driver registration backing off, a deploy downloading) continues at its next call,
+        and a postponed finalization waits 60 s flat.
         """
         env = env or Environment()
         process = self._proc
-        self._set("zincati_update_agent_last_refresh_timestamp", now)
+        if not (process.register_backoff > 0 or process.deploying):
+            # Stamped when a tick starts; a tick that blocks keeps its stamp (actor.rs).
+            self._set("zincati_update_agent_last_refresh_timestamp", now)
+        self.exact_delay = False
         before = process.state
-        postponed = False
         match before:
             case State.START:
                 self._initialize(env)
@@ -222,30 +242,40 @@ class ZincatiAgent:
             case State.UPDATE_AVAILABLE:
                 self._stage(env)
             case State.UPDATE_STAGED:
-                postponed = self._finalize(env)
+                self._finalize(env)
             case State.UPDATE_FINALIZED:
                 process.state = State.END
             case State.END:
                 pass
+        if process.register_backoff > 0 or process.deploying:
+            self.exact_delay = True
+            return process.register_backoff if process.register_backoff > 0 else env.deploy_seconds
         if process.state is not before:
             self._set("zincati_update_agent_latest_state_change_timestamp", now)
-            return 0.0
+            if (before, process.state) != (State.REPORTED_STEADY, State.NO_NEW_UPDATE):
+                return 0.0
         if process.state is State.END:
             return IDLE_PERIOD
-        return POSTPONE_PERIOD if postponed else REFRESH_PERIOD
-
-    def note_deployments_changed(self) -> None:
-        """Something outside Zincati changed the OSTree deployments (an admin's rpm-ostree command,
-        a cleanup): the next status query misses the cache."""
-        self._proc.status_cache_fresh = False
+        if process.state is State.UPDATE_STAGED and process.postponements_left < MAX_FINALIZE_POSTPONEMENTS:
+            self.exact_delay = True
+            return POSTPONE_PERIOD
+        return REFRESH_PERIOD
 
     def _initialize(self, env: Environment) -> None:
-        if not env.register_driver_ok:
-            self._inc("zincati_rpm_ostree_register_driver_failures_total")
-            return
-        if not self._query_status(env):
-            return
-        self._proc.state = State.INITIALIZED if self.config.updates_enabled else State.END
+        process = self._proc
+        if self.config.updates_enabled:
+            if not env.register_driver_ok:
+                self._inc("zincati_rpm_ostree_register_driver_failures_total")
+                # Retried in this same tick, backing off (cli_deploy.rs): the state stays.
+                process.register_backoff = min(max(process.register_backoff * 2, 1.0), MAX_REGISTER_BACKOFF)
+                return
+            process.register_backoff = 0.0
+        # The local deployments, through the status cache, which is empty in a new process:
+        # a request and a miss, once per process. A failure is only logged (actor.rs).
+        self._inc("zincati_rpm_ostree_status_cache_requests_total")
+        self._inc("zincati_rpm_ostree_status_cache_misses_total")
+        self._status(env)
+        process.state = State.INITIALIZED if self.config.updates_enabled else State.END
 
     def _report_steady(self, env: Environment) -> None:
         if self.config.strategy == "fleet_lock" and not self._fleet_lock("steady-state", env.steady_state_error):
@@ -253,9 +283,8 @@ class ZincatiAgent:
         self._proc.state = State.REPORTED_STEADY
 
     def _check_updates(self, env: Environment) -> None:
+        # An update check does not call rpm-ostree (src/cincinnati/mod.rs).
         process = self._proc
-        if not self._query_status(env):
-            return
         self._inc("zincati_cincinnati_update_checks_total")
         if env.check_error is not None:
             self._inc("zincati_cincinnati_update_checks_errors_total", _labels(kind=env.check_error))
@@ -263,10 +292,15 @@ class ZincatiAgent:
             return
         self._set("zincati_cincinnati_graph_nodes_count", env.graph_nodes)
         self._set("zincati_cincinnati_graph_edges_count", env.graph_edges)
+        if not env.booted_in_graph:
+            # Not found in the graph: no update, no error, the dead-end flag untouched.
+            process.state = State.NO_NEW_UPDATE
+            return
         self._set("zincati_cincinnati_booted_release_is_deadend", int(env.booted_deadend))
-        ignored = env.offer is not None and env.offer in process.abandoned
-        self._set("zincati_cincinnati_ignored_update_targets", int(ignored))
-        if env.offer is None or ignored or env.offer == self.identity.os_version:
+        # Only denylisted targets (the booted and rollback deployments) are ignored: never a
+        # newer release, however often it failed to deploy.
+        self._set("zincati_cincinnati_ignored_update_targets", 0)
+        if env.offer is None or env.offer == self.identity.os_version:
             process.state = State.NO_NEW_UPDATE
             return
         process.release = env.offer
@@ -276,46 +310,52 @@ class ZincatiAgent:
     def _stage(self, env: Environment) -> None:
         process = self._proc
         assert process.release is not None
-        # Look for the release among existing deployments first; deploying changes them, so the
-        # confirming query afterwards always misses the cache.
-        if not self._query_status(env):
-            return
-        self._inc("zincati_rpm_ostree_deploy_attempts_total")
+        if not process.deploying:
+            self._inc("zincati_rpm_ostree_deploy_attempts_total")  # counted as the download starts
+            if env.deploy_seconds > 0:
+                process.deploying = True
+                return
+        process.deploying = False
         if not env.deploy_ok:
             self._inc("zincati_rpm_ostree_deploy_failures_total")
-            process.deploy_failures_for_release += 1
-            if process.deploy_failures_for_release >= MAX_DEPLOY_ATTEMPTS:
-                process.abandoned.add(process.release)
-                process.release = None
-                process.state = State.NO_NEW_UPDATE
+            self._failed_deploy()
             return
-        process.status_cache_fresh = False
-        if not self._query_status(env):
+        # The staged deployment's stream is checked with `rpm-ostree status` (bypassing the
+        # cache); a failure there counts as a failed attempt too.
+        if not self._status(env):
+            self._failed_deploy()
             return
         process.state = State.UPDATE_STAGED
 
-    def _finalize(self, env: Environment) -> bool:
-        """One finalization attempt; True when it was postponed for logged-in users."""
+    def _failed_deploy(self) -> None:
+        process = self._proc
+        process.deploy_failures_for_release += 1
+        if process.deploy_failures_for_release >= MAX_DEPLOY_ATTEMPTS:
+            # Given up for now, not for good: nothing is denylisted (mod.rs update_abandoned).
+            process.release = None
+            process.state = State.NO_NEW_UPDATE
+
+    def _finalize(self, env: Environment) -> None:
+        """One finalization attempt (actor.rs tick_finalize_update)."""
         process = self._proc
         self._inc("zincati_update_agent_finalization_attempts")
         if not self._strategy_can_finalize(env):
             # A refusal restarts the users' grace period: they get it in full once the lock is ours.
             process.postponements_left = MAX_FINALIZE_POSTPONEMENTS
-            return False
-        if process.postponements_left > 0:
-            self._set("zincati_update_agent_finalization_detected_active_users", env.active_users)
-            if env.active_users > 0:
-                process.postponements_left -= 1
-                self._inc("zincati_update_agent_postponed_finalizations_total")
-                self._inc("zincati_update_agent_finalization_blocked_count", _labels(reason="active_usersessions"))
-                return True
+            return
+        # Counted on every tick the strategy allows, the last grace tick included (mod.rs).
+        self._set("zincati_update_agent_finalization_detected_active_users", env.active_users)
+        if process.postponements_left > 0 and env.active_users > 0:
+            process.postponements_left -= 1
+            self._inc("zincati_update_agent_postponed_finalizations_total")
+            self._inc("zincati_update_agent_finalization_blocked_count", _labels(reason="active_usersessions"))
+            return
         self._inc("zincati_rpm_ostree_finalize_attempts_total")
         if not env.finalize_ok:
             self._inc("zincati_rpm_ostree_finalize_failures_total")
-            return False
+            return
         self._inc("zincati_update_agent_finalization_successes")
         process.state = State.UPDATE_FINALIZED
-        return False
 
     def _strategy_can_finalize(self, env: Environment) -> bool:
         match self.config.strategy:
@@ -337,18 +377,12 @@ class ZincatiAgent:
             return False
         return True
 
-    def _query_status(self, env: Environment) -> bool:
-        """Query rpm-ostree through Zincati's status cache; False when `rpm-ostree status` failed."""
-        process = self._proc
-        self._inc("zincati_rpm_ostree_status_cache_requests_total")
-        if process.status_cache_fresh:
-            return True
-        self._inc("zincati_rpm_ostree_status_cache_misses_total")
+    def _status(self, env: Environment) -> bool:
+        """`rpm-ostree status --json`, bypassing the cache; False when it failed."""
         self._inc("zincati_rpm_ostree_status_attempts_total")
         if not env.status_ok:
             self._inc("zincati_rpm_ostree_status_failures_total")
             return False
-        process.status_cache_fresh = True
         return True
 
     # --- metrics -----------------------------------------------------------------------------

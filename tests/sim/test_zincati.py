@@ -64,28 +64,24 @@ def run_until(agent: ZincatiAgent, now: float, state: State, env: Environment | 
 def example_host() -> ZincatiAgent:
     """The host of examples/zincati.prom, built only through the public API.
 
-    Timeline: start at T0; initialize, report steady (FleetLock steady-state) and the first two
-    checks happen at once (each state change re-ticks immediately); then a check every 310 s
-    (300 s + jitter), two failing with HTTP 503; an admin's rpm-ostree command stales the status
-    cache once; the 12th check at T0+3100 offers NEXT, which is staged at once; the three
-    finalization ticks at T0+3400/3700/4000 find the reboot semaphore full.
+    Timeline: start at T0; initialize, report steady (FleetLock steady-state) and check once, at
+    once (each state change re-ticks immediately, except into NoNewUpdate); then a check every
+    310 s (300 s + jitter), two failing with HTTP 503; the 12th check at T0+3410 offers NEXT,
+    which is staged at once; the three finalization ticks at T0+3710/4010/4310 find the reboot
+    semaphore full.
     """
     agent = ZincatiAgent(AWS, FLEET_LOCK)
     agent.start(T0)
     run_until(agent, T0, State.NO_NEW_UPDATE)
-    assert agent.tick(T0) == REFRESH_PERIOD  # check 2, nothing new
-    for k in range(1, 11):  # checks 3..12
-        now = T0 + 310 * k
-        if k == 5:
-            agent.note_deployments_changed()
+    for k in range(1, 12):  # checks 2..12
         env = (
-            Environment(check_error="generic_http_503") if k in (3, 4) else Environment(offer=NEXT if k == 10 else None)
+            Environment(check_error="generic_http_503") if k in (3, 4) else Environment(offer=NEXT if k == 11 else None)
         )
-        agent.tick(now, env)
+        agent.tick(T0 + 310 * k, env)
     assert state(agent) is State.UPDATE_AVAILABLE
-    assert agent.tick(T0 + 3100) == 0.0
+    assert agent.tick(T0 + 3410) == 0.0
     assert state(agent) is State.UPDATE_STAGED
-    for now in (T0 + 3400, T0 + 3700, T0 + 4000):
+    for now in (T0 + 3710, T0 + 4010, T0 + 4310):
         assert agent.tick(now, BUSY) == REFRESH_PERIOD
     return agent
 
@@ -105,6 +101,8 @@ def test_fresh_process_exports_only_configuration() -> None:
             {(("basearch", "x86_64"), ("os_version", BOOTED), ("platform", "aws"), ("stream", "stable"))},
         ),
         "zincati_update_agent_latest_state_change_timestamp": ("gauge", {()}),
+        # The identity's `rpm-ostree status --booted`, before the socket exists (src/identity/mod.rs).
+        "zincati_rpm_ostree_status_attempts_total": ("counter", {()}),
         "zincati_update_agent_updates_allow_downgrade": ("gauge", {()}),
         "zincati_update_agent_updates_enabled": ("gauge", {()}),
         "zincati_updates_strategy_mode": ("gauge", {(("strategy", "fleet_lock"),)}),
@@ -216,7 +214,10 @@ def test_updates_disabled_ends_at_once_and_ticks_rarely() -> None:
     assert agent.value("zincati_update_agent_updates_enabled") == 0
 
 
-def test_twelve_failed_deploys_abandon_the_release() -> None:
+def test_twelve_failed_deploys_end_a_cycle_and_the_next_check_starts_another() -> None:
+    # coreos/zincati be76c4aa, src/update_agent/mod.rs: update_abandoned only moves to
+    # NoNewUpdate; the denylist is written at init and for a wrong stream (actor.rs), so the
+    # release is offered, and deployed, again.
     agent = ZincatiAgent(AWS)
     agent.start(T0)
     run_until(agent, T0, State.NO_NEW_UPDATE)
@@ -229,9 +230,11 @@ def test_twelve_failed_deploys_abandon_the_release() -> None:
     assert state(agent) is State.NO_NEW_UPDATE
     assert agent.value("zincati_rpm_ostree_deploy_attempts_total") == MAX_DEPLOY_ATTEMPTS
     assert agent.value("zincati_rpm_ostree_deploy_failures_total") == MAX_DEPLOY_ATTEMPTS
-    agent.tick(T0 + 400, Environment(offer=NEXT))  # offered again: ignored
-    assert state(agent) is State.NO_NEW_UPDATE
-    assert agent.value("zincati_cincinnati_ignored_update_targets") == 1
+    agent.tick(T0 + 101, Environment(offer=NEXT))  # offered again: a new cycle
+    assert state(agent) is State.UPDATE_AVAILABLE
+    assert agent.value("zincati_cincinnati_ignored_update_targets") == 0
+    agent.tick(T0 + 102, failing)
+    assert agent.value("zincati_rpm_ostree_deploy_failures_total") == MAX_DEPLOY_ATTEMPTS + 1
 
 
 def staged(config: ZincatiConfig) -> ZincatiAgent:
@@ -326,3 +329,109 @@ def test_promtool_on_a_host_showing_every_optional_family() -> None:
         'zincati_updates_strategy_can_finalize_responses counter metrics should have "_total" suffix',
         'zincati_updates_strategy_periodic_schedule_length_minutes use base unit "seconds" instead of "minutes"',
     ]
+
+
+# --- Zincati's own behaviour, from coreos/zincati be76c4aa -------------------------------------
+
+
+def test_the_first_check_without_an_update_waits_a_full_period() -> None:
+    # src/update_agent/actor.rs: every state change re-ticks at once except ReportedSteady ->
+    # NoNewUpdate, which waits the steady interval.
+    agent = ZincatiAgent(AWS)
+    agent.start(T0)
+    assert agent.tick(T0) == 0.0  # StartState -> Initialized
+    assert agent.tick(T0) == 0.0  # Initialized -> ReportedSteady
+    assert agent.tick(T0) == REFRESH_PERIOD and state(agent) is State.NO_NEW_UPDATE
+    assert agent.value("zincati_cincinnati_update_checks_total") == 1
+
+
+def test_driver_registration_is_retried_inside_its_tick_with_backoff() -> None:
+    # src/rpm_ostree/cli_deploy.rs deploy_register_driver: 1, 2, 4 ... 256 s between attempts,
+    # each failure counted; the tick's timestamp stands still meanwhile (actor.rs).
+    agent = ZincatiAgent(AWS)
+    agent.start(T0)
+    failing = Environment(register_driver_ok=False)
+    now, delays = float(T0), []
+    for _ in range(11):
+        delays.append(agent.tick(now, failing))
+        assert agent.exact_delay and state(agent) is State.START
+        now += delays[-1]
+    assert delays == [1, 2, 4, 8, 16, 32, 64, 128, 256, 256, 256]
+    assert agent.value("zincati_rpm_ostree_register_driver_failures_total") == 11
+    assert agent.value("zincati_update_agent_last_refresh_timestamp") == T0
+    assert agent.tick(now) == 0.0 and state(agent) is State.INITIALIZED
+    assert agent.value("zincati_update_agent_last_refresh_timestamp") == T0  # still the same tick
+
+
+def test_updates_disabled_register_no_driver() -> None:
+    agent = ZincatiAgent(AWS, ZincatiConfig(updates_enabled=False))
+    agent.start(T0)
+    agent.tick(T0, Environment(register_driver_ok=False))
+    assert state(agent) is State.END
+    assert agent.value("zincati_rpm_ostree_register_driver_failures_total") is None
+
+
+def test_status_goes_through_the_cache_once_per_process() -> None:
+    # src/rpm_ostree/cli_status.rs: only the StartState tick queries through the cache (a miss, the
+    # cache being empty); the identity at start and the stream check after staging bypass it;
+    # update checks do not call rpm-ostree at all.
+    agent = ZincatiAgent(AWS)
+    agent.start(T0)
+    assert agent.value("zincati_rpm_ostree_status_attempts_total") == 1
+    run_until(agent, T0, State.NO_NEW_UPDATE)
+    for k in range(1, 6):
+        agent.tick(T0 + 300 * k)
+    assert agent.value("zincati_rpm_ostree_status_cache_requests_total") == 1
+    assert agent.value("zincati_rpm_ostree_status_cache_misses_total") == 1
+    assert agent.value("zincati_rpm_ostree_status_attempts_total") == 2
+    agent.tick(T0 + 1800, Environment(offer=NEXT))
+    agent.tick(T0 + 1800)
+    assert state(agent) is State.UPDATE_STAGED
+    assert agent.value("zincati_rpm_ostree_status_attempts_total") == 3
+
+
+def test_a_deploy_blocks_its_tick_for_the_download() -> None:
+    agent = ZincatiAgent(AWS)
+    agent.start(T0)
+    run_until(agent, T0, State.NO_NEW_UPDATE)
+    agent.tick(T0 + 300, Environment(offer=NEXT))
+    downloading = Environment(deploy_seconds=240)
+    assert agent.tick(T0 + 300, downloading) == 240 and agent.exact_delay
+    assert state(agent) is State.UPDATE_AVAILABLE
+    assert agent.value("zincati_rpm_ostree_deploy_attempts_total") == 1  # counted as it starts
+    assert agent.tick(T0 + 540, downloading) == 0.0 and state(agent) is State.UPDATE_STAGED
+    assert agent.value("zincati_update_agent_last_refresh_timestamp") == T0 + 300
+    assert agent.value("zincati_update_agent_latest_state_change_timestamp") == T0 + 540
+
+
+def test_the_dead_end_flag_needs_the_booted_release_in_the_graph() -> None:
+    # src/cincinnati/mod.rs find_update: a booted release missing from the graph is "no update",
+    # with no error, and leaves the dead-end and ignored-targets gauges as they were.
+    agent = ZincatiAgent(AWS)
+    agent.start(T0)
+    run_until(agent, T0, State.NO_NEW_UPDATE, Environment(booted_in_graph=False))
+    assert agent.value("zincati_cincinnati_booted_release_is_deadend") is None
+    assert agent.value("zincati_cincinnati_graph_nodes_count") == 18
+    agent.tick(T0 + 300, Environment(booted_deadend=True))
+    assert agent.value("zincati_cincinnati_booted_release_is_deadend") == 1
+    agent.tick(T0 + 600, Environment(booted_deadend=False, booted_in_graph=False))
+    assert agent.value("zincati_cincinnati_booted_release_is_deadend") == 1
+
+
+def test_postponed_finalizations_wait_60_s_flat_and_count_users_to_the_last_tick() -> None:
+    # mod.rs: UpdateStaged with postponements used re-ticks after 60 s without jitter; the
+    # active-users gauge is set on every tick the strategy allows (usersessions_can_finalize).
+    agent = ZincatiAgent(AWS)
+    agent.start(T0)
+    run_until(agent, T0, State.NO_NEW_UPDATE)
+    agent.tick(T0 + 300, Environment(offer=NEXT))
+    agent.tick(T0 + 300)
+    users = Environment(active_users=2)
+    now = T0 + 600.0
+    for _ in range(10):
+        assert agent.tick(now, users) == 60 and agent.exact_delay
+        now += 60
+    assert agent.value("zincati_update_agent_postponed_finalizations_total") == 10
+    agent.tick(now, users)  # the 11th: finalized anyway
+    assert state(agent) is State.UPDATE_FINALIZED
+    assert agent.value("zincati_update_agent_finalization_detected_active_users") == 2

@@ -60,7 +60,7 @@ def alerts(config: BundleConfig) -> list[Alert]:
             'rpm-ostree failed to deploy the update {{ printf "%.0f" $value }} times in the last '
             f"{config.failures_window} "
             "on {{ $labels.instance }}; "
-            "Zincati abandons a release after 12 failures.",
+            "Zincati keeps retrying it, 12 attempts at a time, for as long as it is offered.",
         ),
         Alert(
             "FinalizeFailing",

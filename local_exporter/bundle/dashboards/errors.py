@@ -86,7 +86,8 @@ def dashboard(config: BundleConfig) -> Dashboard:
         ),
         timeseries(
             "Deploy and finalization failures",
-            "Failed deploys (Zincati abandons a release after 12 in a row) and failed finalizations, per second.",
+            "Failed deploys (Zincati retries a release 12 times in a row, and again after its next check) "
+            "and failed finalizations, per second.",
             "ops",
             [
                 common.breakdown(config, f"{rules.DEPLOY_FAILURES_RATE}{fleet}", legend="deploy"),
