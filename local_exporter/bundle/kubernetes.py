@@ -1,8 +1,9 @@
 """Kubernetes manifests: the bridge as a DaemonSet on every node, a headless Service, a PodMonitor
 for the Prometheus Operator, and a PrometheusRule holding the same rules as prometheus/rules/.
 
-The pods mount the node's Zincati socket directory read-only and nothing broader, run as an
-unprivileged user with the agent's group, and are scraped by their node's name as `instance`,
+The pods mount the node's Zincati socket directory and system bus directory read-only (rpm-ostree
+lets any user read it) and the os_update boot record's directory, run as an unprivileged user
+with the agent's group, and are scraped by their node's name as `instance`,
 so the rules, alerts and dashboards see the same hosts as with a static scrape config.
 """
 
@@ -29,6 +30,9 @@ USER_ID = 65534
 #: Zincati's group on the nodes: its socket directory belongs to it. Fedora CoreOS creates it
 #: with systemd-sysusers, so its number is the image's: check with `getent group zincati`.
 ZINCATI_GROUP_ID = 977
+#: The system bus' socket directory, and where the os_update selector keeps its boot record.
+DBUS_DIRECTORY = "/run/dbus"
+STATE_DIRECTORY = "/var/lib/local_exporter"
 
 
 def _daemonset() -> dict[str, Any]:
@@ -71,10 +75,20 @@ def _daemonset() -> dict[str, Any]:
                                 "readOnlyRootFilesystem": True,
                                 "capabilities": {"drop": ["ALL"]},
                             },
-                            "volumeMounts": [{"name": "zincati", "mountPath": ZINCATI_SOCKETS, "readOnly": True}],
+                            "volumeMounts": [
+                                {"name": "zincati", "mountPath": ZINCATI_SOCKETS, "readOnly": True},
+                                # rpm-ostree over the system bus (kinds rpm_ostree, os_update).
+                                {"name": "dbus", "mountPath": DBUS_DIRECTORY, "readOnly": True},
+                                # The os_update boot record must outlive the pod: a host path.
+                                {"name": "state", "mountPath": STATE_DIRECTORY},
+                            ],
                         }
                     ],
-                    "volumes": [{"name": "zincati", "hostPath": {"path": ZINCATI_SOCKETS, "type": "Directory"}}],
+                    "volumes": [
+                        {"name": "zincati", "hostPath": {"path": ZINCATI_SOCKETS, "type": "Directory"}},
+                        {"name": "dbus", "hostPath": {"path": DBUS_DIRECTORY, "type": "Directory"}},
+                        {"name": "state", "hostPath": {"path": STATE_DIRECTORY, "type": "DirectoryOrCreate"}},
+                    ],
                 },
             },
         },

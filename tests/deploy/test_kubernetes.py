@@ -42,11 +42,20 @@ def test_the_validator_rejects_a_misspelt_field() -> None:
         kubernetes_validate.validate(broken, VERSIONS[-1], strict=True)
 
 
-def test_the_pods_read_the_agents_sockets_and_nothing_else_unprivileged() -> None:
+def test_the_pods_read_the_agents_interfaces_and_write_only_their_boot_record_unprivileged() -> None:
     pod = BY_KIND["DaemonSet"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert pod["volumes"] == [{"name": "zincati", "hostPath": {"path": ZINCATI_SOCKETS, "type": "Directory"}}]
-    assert container["volumeMounts"] == [{"name": "zincati", "mountPath": ZINCATI_SOCKETS, "readOnly": True}]
+    assert pod["volumes"] == [
+        {"name": "zincati", "hostPath": {"path": ZINCATI_SOCKETS, "type": "Directory"}},
+        {"name": "dbus", "hostPath": {"path": "/run/dbus", "type": "Directory"}},
+        {"name": "state", "hostPath": {"path": "/var/lib/local_exporter", "type": "DirectoryOrCreate"}},
+    ]
+    # Zincati's socket and the system bus (rpm-ostree) read-only; the boot record the only write.
+    assert container["volumeMounts"] == [
+        {"name": "zincati", "mountPath": ZINCATI_SOCKETS, "readOnly": True},
+        {"name": "dbus", "mountPath": "/run/dbus", "readOnly": True},
+        {"name": "state", "mountPath": "/var/lib/local_exporter"},
+    ]
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
     assert pod["securityContext"]["supplementalGroups"] == [kubernetes.ZINCATI_GROUP_ID]
     assert container["securityContext"] == {
