@@ -72,6 +72,19 @@ def alerts(config: BundleConfig) -> list[Alert]:
             "on {{ $labels.instance }}; under FleetLock the host keeps its reboot slot, which stalls the rollout.",
         ),
         Alert(
+            "RebootSlotNotReleased",
+            "warning",
+            # Zincati retries steady-state on every tick (~5 min) until it succeeds, staying in
+            # Initialized: errors moving within the window mean the slot is still held.
+            increase(names.LOCK_ERRORS, config.phase_window, 'api="steady-state"') + " > 0",
+            "A host rebooted but cannot release its reboot slot.",
+            "{{ $labels.instance }}"
+            + (f" (FleetLock group {{{{ $labels.{config.group_label} }}}})" if config.group_label else "")
+            + " rebooted but its FleetLock steady-state request keeps failing: it still holds a reboot slot, "
+            "which the rest of its group waits for, and checks for no update until it is released.",
+            config.confirm_for,
+        ),
+        Alert(
             "RebootPending",
             "warning",
             _reboot_pending(config),
