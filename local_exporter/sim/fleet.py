@@ -211,7 +211,7 @@ class Fleet:
             # Most hosts, most ticks: a healthy world that differs only by the offer.
             healthy = self._healthy.get(offer)
             if healthy is None:
-                healthy = self._healthy[offer] = Environment(offer=offer)
+                healthy = self._healthy[offer] = Environment(offer=offer, deploy_seconds=self.scenario.download)
             return healthy
         check = host.active("check_errors", t)
         blocked = host.active("finalize_blocked", t)
@@ -222,6 +222,7 @@ class Fleet:
             booted_deadend=deadend is not None
             and agent.identity.os_version == (deadend.version or self.scenario.fleet.version),
             deploy_ok=host.active("deploy_failures", t) is None,
+            deploy_seconds=self.scenario.download,
             # A host that keeps its slot: finalization fails after the lock was taken, so the
             # slot is never given back and, once every slot is held, the rollout stalls.
             finalize_ok=host.active("keeps_slot", t) is None,

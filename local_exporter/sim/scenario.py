@@ -90,6 +90,9 @@ class Scenario:
     reboot: float = 60.0
     #: Unix time the scenario starts at when backfilled (None: end it now).
     start: float | None = None
+    #: How long `rpm-ostree deploy` takes (the download and the deployment): Zincati's tick
+    #: blocks that long before the update is staged.
+    download: float = 0.0
 
 
 def pick_hosts(seed: int, fault_index: int, count: int, hosts: int) -> tuple[int, ...]:

@@ -186,15 +186,16 @@ def _read(top: _Reader) -> Scenario | None:
     description = top.string("description", "")
     duration = top.duration("duration", None, positive=True)
     reboot = top.duration("reboot", DEFAULT_REBOOT)
+    download = top.duration("download", 0.0)
     start = top.timestamp("start")
     fleet, bad = _read_fleet(top)
     known = _Known(fleet, duration or 0.0, bad | ({"duration"} if duration is None else set()))
     releases = _read_releases(top.array_of_tables("releases"), known)
     faults = _read_faults(top.array_of_tables("faults"), known, releases)
     top.finish()
-    if top.problems or name is None or description is None or duration is None or reboot is None:
+    if top.problems or name is None or description is None or duration is None or reboot is None or download is None:
         return None
-    return Scenario(name, description, duration, fleet, releases, faults, reboot, start)
+    return Scenario(name, description, duration, fleet, releases, faults, reboot, start, download)
 
 
 def _read_fleet(top: _Reader) -> tuple[FleetSpec, frozenset[str]]:

@@ -688,3 +688,13 @@ def test_crlf_and_byte_order_mark() -> None:
     with pytest.raises(ScenarioError) as info:
         scenario_file.parse(text, "s.toml")
     assert info.value.problems == ["s.toml:6: fleet.bogus: unknown key"]
+
+
+def test_download_is_a_duration_that_blocks_the_deploy() -> None:
+    parsed = scenario_file.parse('name = "x"\nduration = "1h"\ndownload = "2m"\n[fleet]\nhosts = 1\nversion = "a"\n')
+    assert parsed.download == 120.0
+    with pytest.raises(ScenarioError) as caught:
+        scenario_file.parse(
+            'name = "x"\nduration = "1h"\ndownload = "soon"\n[fleet]\nhosts = 1\nversion = "a"\n', "s.toml"
+        )
+    assert any(p.startswith("s.toml:3: download: ") for p in caught.value.problems), caught.value.problems
