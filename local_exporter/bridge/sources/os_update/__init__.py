@@ -2,7 +2,9 @@
 
 On Fedora CoreOS it combines Zincati's metrics (its socket) with rpm-ostree's deployments and
 transaction (DBus, bridge/sources/rpm_ostree.py) and the boot record (boot.py), and judges
-one phase (judge.py). The agent is read on this selector's own `interval`, not per scrape:
+one phase (judge.py). With `agent_metrics` (the default) the response also carries the agent's
+own metrics as last read, so that a host's one job holds both its agent's families and the
+normalised ones. The agent is read on this selector's own `interval`, not per scrape:
 counter movements are judged between reads the bridge made, so every Prometheus server that
 scrapes it sees the same state. A scrape serves the latest judgement; it waits only for the
 first read after the bridge starts.
@@ -48,6 +50,7 @@ _PATHS = {
 @dataclass(frozen=True)
 class OsUpdateSettings:
     agent_socket: str
+    agent_metrics: bool
     interval: float
     rebooted_for: float
     rpm_ostree: RpmOstreeSettings | None
@@ -73,6 +76,7 @@ def parse(table: Table, context: ParseContext) -> OsUpdateSettings | None:
     interval = table.number("interval", DEFAULT_INTERVAL, low=0, high=3600)
     rebooted_for = table.number("rebooted_for", DEFAULT_REBOOTED_FOR, low=0, high=7 * 86400)
     use_rpm_ostree = table.boolean("rpm_ostree", True)
+    agent_metrics = table.boolean("agent_metrics", True)
     refresh = table.number("refresh", DEFAULT_REFRESH_SECONDS, low=0, high=MAX_REFRESH_SECONDS)
     bus = parse_bus(table, context)
     ok = agent is not None and bus is not None
@@ -93,6 +97,7 @@ def parse(table: Table, context: ParseContext) -> OsUpdateSettings | None:
     )
     return OsUpdateSettings(
         agent_socket=socket,
+        agent_metrics=agent_metrics,
         interval=interval,
         rebooted_for=rebooted_for,
         rpm_ostree=rpm_ostree,
@@ -114,6 +119,8 @@ class Snapshot:
     rpm_ostree_up: bool | None
     boot_time: float | None
     record: boot.BootRecord | None
+    #: The agent's exposition as last read ("" when it did not answer).
+    agent_body: bytes = b""
 
 
 class OsUpdateSource:
@@ -142,7 +149,8 @@ class OsUpdateSource:
             self._task = None
             raise SourceFailed(f"the os_update reader stopped: {error!r}"[:200])
         assert self.snapshot is not None
-        return render(families(self.snapshot))
+        own = render(families(self.snapshot))
+        return self.snapshot.agent_body + own if self.settings.agent_metrics else own
 
     async def aclose(self) -> None:
         if self._task is not None:
@@ -165,9 +173,14 @@ class OsUpdateSource:
     async def _poll(self, memory: judge.Memory, previous: Snapshot | None) -> Snapshot:
         timeout = max(1.0, min(self.settings.interval, 10.0))
         now = time.time()
-        reading = None
+        reading, body = None, b""
         with contextlib.suppress(SourceError, TimeoutError):
-            reading = zincati.parse(await asyncio.wait_for(self.agent.fetch(), timeout), now)
+            body = await asyncio.wait_for(self.agent.fetch(), timeout)
+            reading = zincati.parse(body, now)
+        if reading is None:
+            body = b""  # never pass on what did not parse
+        elif body and not body.endswith(b"\n"):
+            body += b"\n"
         sysroot, rpm_ostree_up = None, None
         if self.reader is not None:
             try:
@@ -188,7 +201,9 @@ class OsUpdateSource:
             since = previous.since
         elif previous is None:
             since = _first_since(verdict, memory, host, now)
-        return Snapshot(verdict, since, memory, sysroot, reading is not None, rpm_ostree_up, boot_time, self._record)
+        return Snapshot(
+            verdict, since, memory, sysroot, reading is not None, rpm_ostree_up, boot_time, self._record, body
+        )
 
     def _boot(self, sysroot: SysrootState | None) -> float | None:
         """The boot time, and this boot's record once the booted deployment is known."""

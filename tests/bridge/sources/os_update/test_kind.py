@@ -83,12 +83,30 @@ async def test_a_staged_update_waiting_for_a_reboot_slot(aiohttp_client, dbus_bu
             ({"os": "fedora-coreos", "os_version": OLD.version, "stream": "stable", "agent": "zincati"}, 1.0)
         ]
         assert found[names.SOURCE_UP] == [({"source": "agent"}, 1.0), ({"source": "rpm_ostree"}, 1.0)]
+        # The agent's own families come along (agent_metrics), as Zincati wrote them.
+        assert found["zincati_update_agent_updates_enabled"] == [({}, 1.0)]
         # The reboot semaphore is full: the next ticks fail pre-reboot with airlock's failed_lock.
         agent.tick(time.time(), Environment(pre_reboot_error="failed_lock"))
         found = await _until(client, names.WAITING, [({"reason": "reboot_lock"}, 1.0)])
         assert found[names.PHASE] == [({"phase": "staged"}, 1.0)]
     finally:
         await service.close()
+        server.close()
+
+
+async def test_agent_metrics_can_be_left_out(aiohttp_client, short_dir: Path) -> None:
+    _files(short_dir)
+    agent = _fleet_lock_host()
+    agent.tick(time.time())
+    server = await start_promsock(short_dir / "z.sock", agent.render)
+    try:
+        with_agent = await aiohttp_client(bridge_app(_selector(short_dir, None)))
+        found = await _until(with_agent, names.PHASE, [({"phase": "idle"}, 1.0)])
+        assert found["zincati_update_agent_updates_enabled"] == [({}, 1.0)]
+        without = await aiohttp_client(bridge_app(_selector(short_dir, None, "agent_metrics = false\n")))
+        found = await _until(without, names.PHASE, [({"phase": "idle"}, 1.0)])
+        assert not any(name.startswith("zincati_") for name in found)
+    finally:
         server.close()
 
 
