@@ -8,6 +8,7 @@ a rule or panel cannot name a metric nothing emits.
 from __future__ import annotations
 
 from local_exporter.agents import airlock
+from local_exporter.agents import os_update as host_state
 from local_exporter.agents.zincati import family as _zincati
 from local_exporter.bridge import metrics as bridge
 
@@ -36,6 +37,10 @@ STRATEGY = _zincati("zincati_updates_strategy_mode")
 CAN_FINALIZE = _zincati("zincati_updates_strategy_can_finalize_responses")
 #: What a busy reboot semaphore looks like to Zincati: airlock's and other servers' kinds.
 LOCK_BUSY_KINDS = ("failed_lock", "lock_held")
+
+# The host's own update state, where its bridge runs the os_update selector (agents/os_update.py)
+OS_UPDATE_PHASE = host_state.PHASE
+OS_UPDATE_WAITING = host_state.WAITING
 
 # Airlock (the FleetLock server, scraped directly); counters' samples end in `_total`.
 AIRLOCK_SLOTS = airlock.CONFIG_SLOTS

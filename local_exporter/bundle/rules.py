@@ -1,6 +1,10 @@
 """Recording rules: each host's update phase, and the fleet-level signals built on it.
 
-Zincati exports no state. A host's phase is derived from what moved in the last
+A host whose bridge runs the `os_update` selector (as its agent job's selector, with the agent's
+metrics beside) reports its phase itself (`os_update_phase`, judged on the host from the agent,
+rpm-ostree and the boot record: docs/metrics.md); it is mapped onto the phases below, the idle
+ones split by version. Only for a host that exposes Zincati's socket alone is the phase
+inferred here: Zincati exports no state, so it is derived from what moved in the last
 `phase_window`, by priority, first match wins:
 
     down        the bridge answered, but not with the agent's metrics (`up` 0)
@@ -171,8 +175,43 @@ def _phase_rules(config: BundleConfig) -> list[Rule]:
         phase("up_to_date", f"max {by(host)} ({ON_NEWEST} == 1)"),
         phase("checking", f"max {by(host)} ({ON_NEWEST} == 0)"),
     ]
-    phase_expr = f"\nor {on(host)}\n".join(phases)
+    inferred = f"\nor {on(host)}\n".join(phases)
+    # The host's own phase where it reports one, else the inference (`or` keeps the left side
+    # for every host it has).
+    phase_expr = f"(\n{_reported_phase(config)}\n)\nor {on(host)} (\n{inferred}\n)"
     return [{"record": ON_NEWEST, "expr": on_newest}, {"record": PHASE, "expr": phase_expr}]
+
+
+#: The host's own phase (agents/os_update.py) -> the phase this bundle records; `idle` and
+#: `dead_end` are split by version into up_to_date and checking, as the inference does.
+REPORTED_PHASES = {
+    "agent_down": "down",
+    "updates_disabled": "disabled",
+    "failing": "error",
+    "downloading": "staging",
+    "rebooted": "rebooted",
+}
+
+
+def _reported_phase(config: BundleConfig) -> str:
+    host = config.host_labels
+    own = selected(names.OS_UPDATE_PHASE, config.agent_selector)
+
+    def reported(phases: str) -> str:
+        return f'max {by(host)} ({own[:-1]}, phase=~"{phases}"}})'
+
+    def phase(name: str, condition: str) -> str:
+        return f'label_replace(({condition}) * 0 + 1, "phase", "{name}", "", "")'
+
+    waiting_lock = selected(names.OS_UPDATE_WAITING, config.agent_selector, 'reason="reboot_lock"')
+    parts = [phase(mapped, reported(own_phase)) for own_phase, mapped in REPORTED_PHASES.items()]
+    parts += [
+        phase("waiting_lock", f"{reported('staged|rebooting')} and {on(host)} {waiting_lock}"),
+        phase("staged", reported("staged|rebooting")),
+        phase("up_to_date", f"{reported('idle|dead_end')} and {on(host)} ({ON_NEWEST} == 1)"),
+        phase("checking", reported("idle|dead_end")),
+    ]
+    return f"\nor {on(host)} ".join(parts)
 
 
 def _version_rules(config: BundleConfig) -> list[Rule]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from local_exporter.agents import os_update
 from local_exporter.agents.zincati import FAMILIES
 from local_exporter.bundle import names, rules
 from local_exporter.bundle.config import BundleConfig
@@ -86,6 +87,8 @@ def test_groups_are_small_and_named_briefly() -> None:
 def test_every_metric_a_rule_reads_is_emitted_or_recorded() -> None:
     recorded = {rule["record"] for rule in _recording_rules()}
     emitted = set(FAMILIES) | {names.UP, names.BRIDGE_REQUESTS, names.BRIDGE_DURATION, names.BRIDGE_LAST_SUCCESS}
+    # The os_update selector's families (bridge/sources/os_update, agents/os_update.py).
+    emitted |= {value for key, value in vars(os_update).items() if key.isupper() and isinstance(value, str)}
     for rule in _recording_rules():
         read = metric_names(rule["expr"])
         assert read, rule["record"]
