@@ -8,10 +8,11 @@ inferred here: Zincati exports no state, so it is derived from what moved in the
 `phase_window`, by priority, first match wins:
 
     down        the bridge answered, but not with the agent's metrics (`up` 0)
+    error       an update check, deploy, finalize, status query, driver registration or FleetLock
+                call failed (a busy lock before the reboot is not an error: it is waiting_lock;
+                after it, at steady-state, it is)
     stale       no refresh for `stale_after_seconds` (`disabled_stale_after_seconds` when disabled)
     disabled    auto-updates are off
-    error       an update check, deploy, finalize, status query, driver registration or FleetLock
-                call failed (a busy lock is not an error: it is waiting_lock)
     waiting_lock  finalization refused because every reboot slot is taken
     staged      finalization attempted (update staged, waiting to reboot: users, lock, strategy)
     staging     a deploy attempted (downloading and deploying the update)
@@ -68,9 +69,9 @@ BRIDGES = "cluster:local_exporter_bridge_up:count"
 
 PHASES = (
     "down",
+    "error",
     "stale",
     "disabled",
-    "error",
     "waiting_lock",
     "staged",
     "staging",
@@ -141,7 +142,10 @@ def _phase_rules(config: BundleConfig) -> list[Rule]:
             moved(names.FINALIZE_FAILURES),
             moved(names.STATUS_FAILURES),
             moved(names.REGISTER_FAILURES),
-            moved(names.LOCK_ERRORS, f'kind!~"{busy}"'),
+            # Any steady-state error (after the reboot the host still holds its slot, whatever
+            # the kind); at pre-reboot a busy lock is waiting (waiting_lock), not an error.
+            moved(names.LOCK_ERRORS, 'api="steady-state"'),
+            moved(names.LOCK_ERRORS, f'api!="steady-state", kind!~"{busy}"'),
         ]
     )
     refresh_age = f"(time() - {selected(names.LAST_REFRESH, agent)})"
@@ -161,9 +165,11 @@ def _phase_rules(config: BundleConfig) -> list[Rule]:
     )
     phases = [
         phase("down", f"max {by(host)} ({selected(names.UP, agent)} == 0)"),
+        # Before `stale`: an agent whose failures move is alive (one retrying its driver
+        # registration keeps its refresh timestamp still).
+        phase("error", f"(\n  {error}\n  )"),
         phase("stale", stale),
         phase("disabled", f"max {by(host)} ({enabled} == 0)"),
-        phase("error", f"(\n  {error}\n  )"),
         phase("waiting_lock", moved(names.LOCK_ERRORS, f'api="pre-reboot", kind=~"{busy}"')),
         phase("staged", moved(names.FINALIZATION_ATTEMPTS)),
         phase("staging", moved(names.DEPLOY_ATTEMPTS)),
