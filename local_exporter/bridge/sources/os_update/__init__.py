@@ -52,6 +52,7 @@ class OsUpdateSettings:
     agent_socket: str
     agent_metrics: bool
     interval: float
+    agent_interval: float
     rebooted_for: float
     rpm_ostree: RpmOstreeSettings | None
     boot_record: str
@@ -74,6 +75,7 @@ def parse(table: Table, context: ParseContext) -> OsUpdateSettings | None:
     agent = table.choice("agent", ("zincati",), default="zincati")
     paths = {key: table.string(key, default) for key, default in _PATHS.items()}
     interval = table.number("interval", DEFAULT_INTERVAL, low=0, high=3600)
+    agent_interval = table.number("agent_interval", judge.AGENT_INTERVAL, low=0, high=86400)
     rebooted_for = table.number("rebooted_for", DEFAULT_REBOOTED_FOR, low=0, high=7 * 86400)
     use_rpm_ostree = table.boolean("rpm_ostree", True)
     agent_metrics = table.boolean("agent_metrics", True)
@@ -99,6 +101,7 @@ def parse(table: Table, context: ParseContext) -> OsUpdateSettings | None:
         agent_socket=socket,
         agent_metrics=agent_metrics,
         interval=interval,
+        agent_interval=agent_interval,
         rebooted_for=rebooted_for,
         rpm_ostree=rpm_ostree,
         boot_record=paths["boot_record"] or "",
@@ -193,7 +196,8 @@ class OsUpdateSource:
             sysroot,
             self._record.rebooted_at if self._record is not None else None,
             self.settings.rebooted_for,
-            down_after=max(60.0, 2 * self.settings.interval),
+            down_after=max(self.settings.agent_interval / 5, 2 * self.settings.interval),
+            agent_interval=self.settings.agent_interval,
         )
         verdict = judge.judge(memory, host, now)
         since = now

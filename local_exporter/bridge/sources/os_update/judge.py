@@ -49,10 +49,11 @@ STRATEGY = _zincati("zincati_updates_strategy_mode")
 
 #: FleetLock error kinds that mean "every slot is taken" (airlock: failed_lock; others: lock_held).
 BUSY_LOCK_KINDS = frozenset(("failed_lock", "lock_held"))
-#: Zincati's tick spacing while it has work (mod.rs: 300 s + up to 10 % jitter), and in
-#: EndState, where updates are disabled (10800 s + up to 10 %).
-ACTIVE_INTERVAL = 330.0
-IDLE_INTERVAL = 11880.0
+#: Zincati's refresh period while it has work (mod.rs: 300 s, plus up to 10 % jitter); in
+#: EndState, where updates are disabled, it ticks 36 times less often (10800 s).
+AGENT_INTERVAL = 300.0
+IDLE_FACTOR = 36
+JITTER = 1.1
 #: rpm-ostree transactions that stage an update, and the one that reboots into it.
 STAGING = frozenset(("Deploy", "Rebase", "UpdateDeployment", "Upgrade"))
 FINALIZING = "FinalizeDeployment"
@@ -173,6 +174,8 @@ class Host:
     rebooted_for: float
     #: Reads of the agent may fail this long before it counts as down (a restart takes seconds).
     down_after: float
+    #: The agent's refresh period (Zincati's default; a simulator running faster sets less).
+    agent_interval: float = AGENT_INTERVAL
 
 
 def judge(memory: Memory, host: Host, now: float) -> Judgement:
@@ -187,7 +190,7 @@ def judge(memory: Memory, host: Host, now: float) -> Judgement:
     )
     if failing:
         return Judgement("failing", failure=failing[-1][1])
-    if _stalled(memory, now):
+    if _stalled(memory, host, now):
         return Judgement("agent_down")
     if reading.get(DEADEND) == 1:
         return Judgement("dead_end")
@@ -197,9 +200,9 @@ def judge(memory: Memory, host: Host, now: float) -> Judgement:
     target = staged.version if staged is not None else ""
     if method == FINALIZING or memory.finalized_at is not None:
         return Judgement("rebooting", target=target)
-    if staged is not None or (sysroot is None and _recent(memory.successes.get("deploy"), memory, now)):
+    if staged is not None or (sysroot is None and _recent(memory.successes.get("deploy"), memory, host, now)):
         return Judgement("staged", target=target, waiting=memory.waiting[0] if memory.waiting else "")
-    if method in STAGING or (sysroot is None and _recent(memory.deploying_at, memory, now)):
+    if method in STAGING or (sysroot is None and _recent(memory.deploying_at, memory, host, now)):
         return Judgement("downloading")
     if host.rebooted_at is not None and now - host.rebooted_at < host.rebooted_for:
         booted = sysroot.booted if sysroot is not None else None
@@ -207,19 +210,20 @@ def judge(memory: Memory, host: Host, now: float) -> Judgement:
     return Judgement("idle")
 
 
-def _expected_interval(memory: Memory) -> float:
+def _expected_interval(memory: Memory, host: Host) -> float:
     reading = memory.last
-    default = IDLE_INTERVAL if reading is not None and reading.get(ENABLED) == 0 else ACTIVE_INTERVAL
+    idle = reading is not None and reading.get(ENABLED) == 0
+    default = host.agent_interval * (IDLE_FACTOR if idle else 1) * JITTER
     return max(default, memory.interval or 0.0)
 
 
-def _stalled(memory: Memory, now: float) -> bool:
+def _stalled(memory: Memory, host: Host, now: float) -> bool:
     """The agent answers but has stopped ticking: judged by its own spacing, once two ticks
     were seen (an agent with a long `steady_interval_secs` is not stalled for it)."""
     if memory.interval is None or memory.refresh is None:
         return False
-    return now - memory.refresh > 2 * _expected_interval(memory) + 60
+    return now - memory.refresh > 2 * _expected_interval(memory, host) + host.agent_interval / 5
 
 
-def _recent(at: float | None, memory: Memory, now: float) -> bool:
-    return at is not None and now - at <= _expected_interval(memory) * 1.5
+def _recent(at: float | None, memory: Memory, host: Host, now: float) -> bool:
+    return at is not None and now - at <= _expected_interval(memory, host) * 1.5
