@@ -42,6 +42,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     live.add_argument("--dir", type=Path, help="where hosts, bridge configs and Prometheus files go (default: temp)")
     live.add_argument("--transport", choices=TRANSPORTS, default="uds", help="how hosts serve metrics (default uds)")
     live.add_argument("--dbus-address", default="", help="the bus for --transport dbus")
+    live.add_argument(
+        "--rpm-ostree",
+        action="store_true",
+        help="each host also runs rpm-ostree on a dbus-daemon of its own and reports its update phase "
+        "(its bridge's agent selector is os_update); uds transport only",
+    )
     live.add_argument("--address", default="127.0.0.1", help="address bridges and airlock listen on")
     live.add_argument(
         "--bridge-port-base", type=int, default=19100, help="host N's bridge port is this + N (0: any free ports)"

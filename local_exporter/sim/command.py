@@ -93,6 +93,7 @@ def _live(scenario: Scenario, args: argparse.Namespace) -> int:
             airlock_port=None if args.no_airlock else args.airlock_port,
             scrape_interval=args.scrape_interval,
             target_host=args.target_host,
+            rpm_ostree=args.rpm_ostree,
         )
         try:
             live = LiveFleet(scenario, options)

@@ -38,6 +38,7 @@ from local_exporter.common.jobs import AGENT_JOB, AGENT_SELECTOR, AIRLOCK_INSTAN
 from local_exporter.sim import prombus
 from local_exporter.sim.airlock import make_airlock_app
 from local_exporter.sim.fleet import Fleet
+from local_exporter.sim.host_rpm_ostree import HostRpmOstree
 from local_exporter.sim.promsock import start_promsock
 from local_exporter.sim.scenario import Scenario
 from local_exporter.sim.transports import Transport
@@ -65,6 +66,10 @@ class LiveOptions:
     #: The host name Prometheus reaches the bridges and airlock at ("": `address`), as in a
     #: compose stack where they listen on 0.0.0.0 and are reached by the service's name.
     target_host: str = ""
+    #: Each host also runs rpm-ostree on a bus of its own (a dbus-daemon per host), and its
+    #: bridge's agent selector is `kind = "os_update"`: the host reports its own update phase.
+    #: Needs the uds transport (the agent's socket).
+    rpm_ostree: bool = False
 
 
 class HostTransport(Protocol):
@@ -147,11 +152,14 @@ class LiveFleet:
     def __init__(self, scenario: Scenario, options: LiveOptions) -> None:
         if options.transport == "dbus" and not options.dbus_address:
             raise ValueError("the dbus transport needs a bus address")
+        if options.rpm_ostree and options.transport != "uds":
+            raise ValueError("rpm-ostree hosts report through os_update, which reads the agent's socket: use uds")
         self.scenario = scenario
         self.options = options
         self.fleet: Fleet | None = None
         self.start_time = 0.0
         self._transports: list[HostTransport] = []
+        self._rpm_ostree: list[HostRpmOstree] = []
         self._runners: list[web.AppRunner] = []
         #: Each host's bridge port, and the airlock's, once started.
         self.bridge_ports: list[int] = []
@@ -173,6 +181,11 @@ class LiveFleet:
                 directory.mkdir(parents=True, exist_ok=True)
                 transport, selector = self._transport(host.index, host.name, directory)
                 self._transports.append(transport)
+                if options.rpm_ostree:
+                    rpm_ostree = HostRpmOstree(directory, self.scenario.fleet.stream)
+                    self._rpm_ostree.append(rpm_ostree)
+                    await rpm_ostree.start(host)
+                    selector = self._os_update_selector(directory, rpm_ostree)
                 listener = _listen(options.address, options.bridge_port_base and options.bridge_port_base + host.index)
                 self.bridge_ports.append(listener.getsockname()[1])
                 config_path = directory / "bridge.toml"
@@ -207,6 +220,10 @@ class LiveFleet:
         for transport in self._transports:
             with contextlib.suppress(Exception):
                 await transport.close()
+        for rpm_ostree in self._rpm_ostree:
+            with contextlib.suppress(Exception):
+                await rpm_ostree.close()
+        self._rpm_ostree.clear()
         for runner in self._runners:
             await runner.cleanup()
         self._transports.clear()
@@ -237,6 +254,28 @@ class LiveFleet:
                 )
                 return DBusTransport(self.options.dbus_address, bus, render), selector
 
+    def _os_update_selector(self, directory: Path, host: HostRpmOstree) -> str:
+        """The agent selector of a host that reports its own phase: os_update, with the agent's
+        metrics beside, its times scaled to the simulation's speed."""
+        speed = self.options.speed
+        keys = {
+            "kind": "os_update",
+            "agent_socket": str(directory / "zincati.sock"),
+            "bus_address": host.bus.address,
+            "update_driver_file": str(host.driver_file),
+            "boot_record": str(host.boot_record),
+            "boot_id_file": str(host.boot_id_file),
+            "stat_file": str(host.stat_file),
+        }
+        numbers = {
+            "interval": max(0.2, min(15.0, 15.0 / speed)),
+            "agent_interval": 300.0 / speed,
+            "rebooted_for": 3600.0 / speed,
+            "refresh": 600.0 / speed,
+        }
+        fields = [f'{key} = "{value}"' for key, value in keys.items()] + [f"{k} = {v:g}" for k, v in numbers.items()]
+        return "{ " + ", ".join(fields) + " }"
+
     def _bridge_config(self, port: int, selector: str) -> str:
         lines = [
             "# Written by `local-exporter simulate`: this host's bridge, in the original format.",
@@ -261,6 +300,8 @@ class LiveFleet:
         assert self.fleet is not None
         for host, transport in zip(self.fleet.hosts, self._transports, strict=True):
             await transport.sync(self.fleet.render(host.index))
+        for host, rpm_ostree in zip(self.fleet.hosts, self._rpm_ostree, strict=False):
+            await rpm_ostree.sync(host)
 
     def _write_prometheus_files(self) -> None:
         assert self.fleet is not None

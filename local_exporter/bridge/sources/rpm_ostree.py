@@ -133,6 +133,10 @@ class RpmOstreeReader:
             self._state = _state(self._properties, running=True)
         return self._state
 
+    def invalidate(self) -> None:
+        """Read the state whole at the next call (the host may have changed under us)."""
+        self._state = None
+
     async def _subscribe(self, bus: Any) -> None:
         bus.add_message_handler(self._signal)
         for rule in (_CHANGES, _OWNER):

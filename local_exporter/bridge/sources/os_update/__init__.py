@@ -186,6 +186,9 @@ class OsUpdateSource:
             body += b"\n"
         sysroot, rpm_ostree_up = None, None
         if self.reader is not None:
+            if self._record is not None and self._boot_id() not in (None, self._record.boot_id):
+                # A boot since the record was made: read rpm-ostree anew before judging it.
+                self.reader.invalidate()
             try:
                 sysroot, rpm_ostree_up = await asyncio.wait_for(self.reader.state(), timeout), True
             except (SourceError, TimeoutError):
@@ -210,22 +213,27 @@ class OsUpdateSource:
         )
 
     def _boot(self, sysroot: SysrootState | None) -> float | None:
-        """The boot time, and this boot's record once the booted deployment is known."""
+        """The boot time, and this boot's record once the booted deployment is known (again
+        after a boot: on a host the bridge starts anew with it; a simulator's keeps running)."""
         try:
             started = boot.boot_time(self.settings.stat_file)
         except (OSError, ValueError):
             return None
         booted = sysroot.booted if sysroot is not None else None
-        if self._record is None and booted is not None:
-            try:
-                current = boot.boot_id(self.settings.boot_id_file)
-            except OSError:
-                return started
+        current = self._boot_id()
+        if booted is not None and current is not None and (self._record is None or self._record.boot_id != current):
             path = Path(self.settings.boot_record)
-            self._record = boot.after_boot(boot.read_record(path), current, booted.checksum, started)
+            previous = self._record if self._record is not None else boot.read_record(path)
+            self._record = boot.after_boot(previous, current, booted.checksum, started)
             with contextlib.suppress(OSError):
                 boot.write_record(path, self._record)
         return started
+
+    def _boot_id(self) -> str | None:
+        try:
+            return boot.boot_id(self.settings.boot_id_file)
+        except OSError:
+            return None
 
 
 def _first_since(verdict: judge.Judgement, memory: judge.Memory, host: judge.Host, now: float) -> float:
