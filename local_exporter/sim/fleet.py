@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from local_exporter.sim.airlock import LockError, Semaphores
-from local_exporter.sim.scenario import FaultSpec, ReleaseSpec, Scenario
+from local_exporter.sim.scenario import STEADY_STATE_ERROR, FaultSpec, ReleaseSpec, Scenario
 from local_exporter.sim.zincati import Environment, State, ZincatiAgent, ZincatiConfig, ZincatiIdentity
 
 #: Zincati adds up to 10 % to each refresh period.
@@ -202,7 +202,10 @@ class Fleet:
             # Only the call the agent makes on this tick touches the semaphore.
             if agent.state is State.INITIALIZED:
                 self.semaphores.steady_state_requests += 1
-                steady_state_error = self._lock(self.semaphores.steady_state, host)
+                if host.active("steady_state_errors", t) is not None:
+                    steady_state_error = STEADY_STATE_ERROR  # refused: the slot stays taken
+                else:
+                    steady_state_error = self._lock(self.semaphores.steady_state, host)
             elif agent.state is State.UPDATE_STAGED:
                 self.semaphores.pre_reboot_requests += 1
                 pre_reboot_error = self._lock(self.semaphores.pre_reboot, host)
@@ -222,6 +225,7 @@ class Fleet:
             booted_deadend=deadend is not None
             and agent.identity.os_version == (deadend.version or self.scenario.fleet.version),
             deploy_ok=host.active("deploy_failures", t) is None,
+            register_driver_ok=host.active("driver_registration", t) is None,
             deploy_seconds=self.scenario.download,
             # A host that keeps its slot: finalization fails after the lock was taken, so the
             # slot is never given back and, once every slot is held, the rollout stalls.

@@ -20,7 +20,12 @@ FaultKind = Literal[
     "agent_down",
     "stale",
     "deadend",
+    "steady_state_errors",
+    "driver_registration",
 ]
+#: The error a FleetLock server answers `steady-state` with in the steady_state_errors fault:
+#: one that does not take the slot back (servers other than airlock say lock_held).
+STEADY_STATE_ERROR = "lock_held"
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 # The `kind` label values Zincati's `zincati_cincinnati_update_checks_errors_total` carries.
 CHECK_ERROR_KINDS = ("generic_http_503", "client_failed_request")

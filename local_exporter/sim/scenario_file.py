@@ -276,8 +276,12 @@ def _read_faults(tables: list[_Reader], known: _Known, releases: tuple[ReleaseSp
     faults = []
     for number, table in enumerate(tables):
         kind = table.choice("kind", FAULT_KINDS)
-        if kind == "keeps_slot" and "strategy" not in known.bad and known.fleet.strategy != "fleet_lock":
-            table.problem("kind", 'keeps_slot needs fleet.strategy = "fleet_lock": only FleetLock has slots to keep')
+        if (
+            kind in ("keeps_slot", "steady_state_errors")
+            and "strategy" not in known.bad
+            and known.fleet.strategy != "fleet_lock"
+        ):
+            table.problem("kind", f'{kind} needs fleet.strategy = "fleet_lock": only FleetLock has slots to keep')
         hosts = _select_hosts(table, number, known)
         start, end = _read_window(table, kind, known)
         for key, owner in _KIND_KEYS.items():

@@ -593,6 +593,7 @@ PRESET_FACTS = {
             "agent_down",
             "stale",
             "deadend",
+            "driver_registration",
         ],
     ),
     "demo": (
@@ -625,9 +626,9 @@ def test_preset_parses_with_its_facts(name: str) -> None:
     assert scenario_file.preset_text(name).startswith("#")
 
 
-def test_faults_preset_covers_every_kind_but_keeps_slot_on_separate_hosts() -> None:
+def test_faults_preset_covers_every_kind_but_the_fleet_lock_ones_on_separate_hosts() -> None:
     faults = scenario_file.preset("faults").faults
-    assert {fault.kind for fault in faults} == set(FAULT_KINDS) - {"keeps_slot"}
+    assert {fault.kind for fault in faults} == set(FAULT_KINDS) - {"keeps_slot", "steady_state_errors"}
     assert {fault.error for fault in faults if fault.kind == "check_errors"} == set(scenario.CHECK_ERROR_KINDS)
     assert next(fault for fault in faults if fault.kind == "finalize_blocked").users == 2
     down = next(fault for fault in faults if fault.kind == "agent_down")

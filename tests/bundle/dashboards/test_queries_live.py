@@ -1,6 +1,7 @@
 """The decisive test: every panel's query, with its dashboard's variables filled in as Grafana
 would, returns data from a real Prometheus that scrapes a simulated FleetLock rollout through
-real bridges and evaluates the generated recording rules; and the numbers add up.
+real bridges and evaluates the generated recording rules; and the numbers add up. Once with
+hosts whose phase is inferred, once with hosts that report it themselves (os_update).
 
 The fleet runs 60 times faster than real time, so the rules come from a config whose windows
 are scaled the same way (as in tests/bundle/test_phases_live.py); the dashboards' queries do
@@ -97,14 +98,21 @@ def _instant(prometheus: Prometheus, query: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.timeout(300)
-async def test_every_panel_query_returns_data_and_the_numbers_add_up(short_dir: Path, tmp_path: Path) -> None:
+# Inferred: hosts expose Zincati's socket alone. Reported: each host also runs rpm-ostree and its
+# bridge's agent selector is os_update (`simulate --rpm-ostree`), with Zincati's families beside.
+@pytest.mark.parametrize("reporting", [False, True], ids=["inferred", "reported"])
+async def test_every_panel_query_returns_data_and_the_numbers_add_up(
+    short_dir: Path, tmp_path: Path, reporting: bool
+) -> None:
     live_scenario = scenario()
     drilled = live_scenario.fleet.host_name(DRILLED)
     write(tmp_path / "bundle", FAST)
     rule_file = tmp_path / "bundle" / "prometheus" / "rules" / "recording.yml"
     rendered = dashboards.render(FAST)
     targets = _targets(rendered, drilled)
-    options = LiveOptions(short_dir, speed=SPEED, bridge_port_base=0, airlock_port=0, scrape_interval="1s")
+    options = LiveOptions(
+        short_dir, speed=SPEED, bridge_port_base=0, airlock_port=0, scrape_interval="1s", rpm_ostree=reporting
+    )
     async with live_fleet(live_scenario, options):
         jobs = yaml.safe_load((short_dir / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]
         with running_prometheus(tmp_path / "prometheus", jobs, rule_files=[rule_file]) as prometheus:
