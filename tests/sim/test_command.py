@@ -110,7 +110,17 @@ def test_backfill_writes_openmetrics_and_says_how_to_load_it(tmp_path: Path) -> 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_live_run_serves_every_host_and_stops_cleanly(short_dir: Path, tmp_path: Path, signum: signal.Signals) -> None:
     args = local_exporter_args(
-        "simulate", "--preset", "stalled", "--speed", "60", "--dir", str(short_dir), "--bridge-port-base", "0"
+        "simulate",
+        "--preset",
+        "stalled",
+        "--speed",
+        "60",
+        "--dir",
+        str(short_dir),
+        "--bridge-port-base",
+        "0",
+        "--airlock-port",
+        "0",
     )
     with running("simulate", args, tmp_path, python_env()) as child:
         poll("the start-up summary", lambda: "bridges   http://" in child.stdout() or None, 20, watch=[child])
