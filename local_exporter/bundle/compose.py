@@ -30,6 +30,10 @@ SIM_DIRECTORY = "/sim"
 PYTHON = "/opt/local_exporter/bin/python"
 #: The Zincati socket directory on a Fedora CoreOS host, and nothing broader.
 ZINCATI_SOCKETS = "/run/zincati/public"
+#: The system bus' socket directory (rpm-ostree), and where the os_update selector keeps its
+#: boot record: the bridge's mounts besides Zincati's sockets.
+DBUS_DIRECTORY = "/run/dbus"
+STATE_DIRECTORY = "/var/lib/local_exporter"
 #: The simulated fleet: every bridge on 0.0.0.0, reached by the service's name.
 FLEET_COMMAND = (
     *("simulate", "--preset", "demo", "--address", "0.0.0.0", "--target-host", "fleet"),
@@ -59,7 +63,12 @@ def compose_data(config: BundleConfig) -> dict[str, Any]:
                 "image": IMAGE,
                 "restart": "unless-stopped",
                 "ports": [f"{BRIDGE_PORT}:{BRIDGE_PORT}"],
-                "volumes": [f"{ZINCATI_SOCKETS}:{ZINCATI_SOCKETS}:ro"],
+                "volumes": [
+                    f"{ZINCATI_SOCKETS}:{ZINCATI_SOCKETS}:ro",
+                    # rpm-ostree over the system bus, and the os_update selector's boot record.
+                    f"{DBUS_DIRECTORY}:{DBUS_DIRECTORY}:ro",
+                    f"bridge-state:{STATE_DIRECTORY}",
+                ],
                 "healthcheck": _http_check(f"http://127.0.0.1:{BRIDGE_PORT}/-/healthy", python=True),
             },
             "fleet": {
@@ -114,7 +123,7 @@ def compose_data(config: BundleConfig) -> dict[str, Any]:
                 "healthcheck": _http_check("http://127.0.0.1:3000/api/health"),
             },
         },
-        "volumes": {"sim": {}, "prometheus-data": {}, "alertmanager-data": {}, "grafana-data": {}},
+        "volumes": {"sim": {}, "bridge-state": {}, "prometheus-data": {}, "alertmanager-data": {}, "grafana-data": {}},
     }
 
 

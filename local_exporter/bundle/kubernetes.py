@@ -13,7 +13,7 @@ from typing import Any
 
 from local_exporter import __version__
 from local_exporter.bundle.alerts import alert_groups
-from local_exporter.bundle.compose import ZINCATI_SOCKETS
+from local_exporter.bundle.compose import DBUS_DIRECTORY, STATE_DIRECTORY, ZINCATI_SOCKETS
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.prometheus_config import BRIDGE_PORT, job_name
 from local_exporter.bundle.rules import recording_rules
@@ -30,9 +30,6 @@ USER_ID = 65534
 #: Zincati's group on the nodes: its socket directory belongs to it. Fedora CoreOS creates it
 #: with systemd-sysusers, so its number is the image's: check with `getent group zincati`.
 ZINCATI_GROUP_ID = 977
-#: The system bus' socket directory, and where the os_update selector keeps its boot record.
-DBUS_DIRECTORY = "/run/dbus"
-STATE_DIRECTORY = "/var/lib/local_exporter"
 
 
 def _daemonset() -> dict[str, Any]:

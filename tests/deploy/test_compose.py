@@ -77,8 +77,13 @@ def test_every_bind_mount_is_read_only_and_exists() -> None:
             assert mode == "ro", (service, source)
             if source != compose.ZINCATI_SOCKETS:
                 assert (DIRECTORY / source).exists(), (service, source)
-    # The bridge sees the agent's socket directory and nothing broader.
-    assert _mounts("bridge") == [(compose.ZINCATI_SOCKETS, compose.ZINCATI_SOCKETS, "ro")]
+    # The bridge sees the agent's socket directory and the system bus read-only, and writes only
+    # its own volume (the os_update boot record).
+    assert _mounts("bridge") == [
+        (compose.ZINCATI_SOCKETS, compose.ZINCATI_SOCKETS, "ro"),
+        (compose.DBUS_DIRECTORY, compose.DBUS_DIRECTORY, "ro"),
+        ("bridge-state", compose.STATE_DIRECTORY, "rw"),
+    ]
     # Only the fleet writes the shared targets; Prometheus reads them.
     assert ("sim", compose.SIM_DIRECTORY, "ro") in _mounts("prometheus")
 

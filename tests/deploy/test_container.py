@@ -51,8 +51,9 @@ def test_it_runs_unprivileged_with_the_config_where_the_docs_say() -> None:
 def test_the_images_default_config_reads_the_socket_the_stacks_mount() -> None:
     config = load(ROOT / "deploy" / "container" / "config.toml")
     (selector,) = config.selectors
-    assert selector.kind == "uds" and config.service.port == 9598
-    assert str(selector.source.path).startswith(compose.ZINCATI_SOCKETS + "/")  # type: ignore[union-attr,attr-defined]
+    assert selector.kind == "os_update" and config.service.port == 9598
+    assert selector.source.agent_socket.startswith(compose.ZINCATI_SOCKETS + "/")  # type: ignore[attr-defined]
+    assert selector.source.boot_record.startswith(compose.STATE_DIRECTORY + "/")  # type: ignore[attr-defined]
 
 
 def test_the_build_context_holds_every_file_copied_and_little_else() -> None:
