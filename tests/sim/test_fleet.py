@@ -243,6 +243,7 @@ def test_every_host_of_every_preset_has_the_golden_zincati_shape(zincati_payload
         "zincati_rpm_ostree_deploy_failures": ("counter", frozenset()),
         "zincati_rpm_ostree_finalize_attempts": ("counter", frozenset()),
         "zincati_rpm_ostree_finalize_failures": ("counter", frozenset()),
+        "zincati_rpm_ostree_register_driver_failures": ("counter", frozenset()),
         "zincati_update_agent_finalization_successes": ("counter", frozenset()),
         "zincati_update_agent_postponed_finalizations": ("counter", frozenset()),
         "zincati_update_agent_finalization_blocked_count": ("counter", frozenset({"reason"})),
