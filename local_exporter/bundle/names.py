@@ -41,6 +41,7 @@ LOCK_BUSY_KINDS = ("failed_lock", "lock_held")
 # The host's own update state, where its bridge runs the os_update selector (agents/os_update.py)
 OS_UPDATE_PHASE = host_state.PHASE
 OS_UPDATE_WAITING = host_state.WAITING
+OS_UPDATE_SOURCE_UP = host_state.SOURCE_UP
 
 # Airlock (the FleetLock server, scraped directly); counters' samples end in `_total`.
 AIRLOCK_SLOTS = airlock.CONFIG_SLOTS

@@ -27,7 +27,11 @@ def alerts(config: BundleConfig) -> list[Alert]:
         Alert(
             "AgentDown",
             "warning",
-            f"max_over_time({selected(names.UP, agent)}[{config.down_window}]) == 0",
+            f"max_over_time({selected(names.UP, agent)}[{config.down_window}]) == 0\n"
+            # A host reporting its own phase answers its scrapes even when its agent does not.
+            "or max without (source) (max_over_time("
+            + selected(names.OS_UPDATE_SOURCE_UP, agent, 'source="agent"')
+            + f"[{config.down_window}])) == 0",
             "A host's update agent cannot be read.",
             "The bridge on {{ $labels.instance }} answers, but not with Zincati's metrics "
             "(agent stopped, socket gone, or the exposition is broken).",
