@@ -22,7 +22,8 @@ async def claim(bus: MessageBus, name: str, bus_address: str) -> None:
 
 
 async def release(bus: MessageBus, name: str) -> None:
-    """Give up `name` and disconnect: the name is gone from the bus when this returns."""
+    """Give up `name` and disconnect: the name is gone from the bus when this returns. Calling it
+    again does nothing (the name is released only while connected)."""
     try:
         if bus.connected:
             await bus.release_name(name)

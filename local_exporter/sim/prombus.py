@@ -63,7 +63,6 @@ class PrombusExport:
         self.bus = bus
         self.name = name
         self.render = render
-        self._closed = False
 
     @property
     def unique_name(self) -> str:
@@ -92,9 +91,6 @@ class PrombusExport:
 
     async def close(self) -> None:
         """Release the name and disconnect; the name is gone from the bus when this returns."""
-        if self._closed:
-            return
-        self._closed = True
         await release(self.bus, self.name)
 
 

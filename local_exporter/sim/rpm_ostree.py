@@ -131,7 +131,6 @@ class RpmOstreeService:
     bus: MessageBus
     state: HostState
     _objects: dict[str, tuple[str, Callable[[HostState], dict[str, Variant]]]] = field(init=False)
-    _closed: bool = False
 
     def __post_init__(self) -> None:
         self._objects = {
@@ -175,9 +174,6 @@ class RpmOstreeService:
 
     async def close(self) -> None:
         """Release the name and disconnect: what a daemon exiting looks like on the bus."""
-        if self._closed:
-            return
-        self._closed = True
         await release(self.bus, api.BUS_NAME)
 
 

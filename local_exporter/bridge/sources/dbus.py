@@ -223,6 +223,12 @@ async def call(connection: BusConnection, make: Callable[[], Message], what: str
         return reply
 
 
+def error_reply(reply: Message, what: str) -> tuple[str, bool]:
+    """An error reply's one-line reason, and whether it means "nobody there to answer"."""
+    detail = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""
+    return f"{what}: {reply.error_name}: {detail}".rstrip(": "), reply.error_name in _UNAVAILABLE_ERRORS
+
+
 def _reason(exc: BaseException) -> str:
     return str(exc) or exc.__class__.__name__
 
@@ -253,13 +259,8 @@ class DBusSource:
     def _payload(self, reply: Message) -> bytes:
         s = self.settings
         if reply.message_type == MessageType.ERROR:
-            detail = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""
-            message = f"call {s.destination} {s.path} {s.interface}.{s.member}: {reply.error_name}: {detail}".rstrip(
-                ": "
-            )
-            if reply.error_name in _UNAVAILABLE_ERRORS:
-                raise SourceUnavailable(message)
-            raise SourceFailed(message)
+            message, unavailable = error_reply(reply, f"call {s.destination} {s.path} {s.interface}.{s.member}")
+            raise SourceUnavailable(message) if unavailable else SourceFailed(message)
         if reply.signature == "ay":
             body = bytes(reply.body[0])
         elif reply.signature == "s":

@@ -28,19 +28,13 @@ from dbus_next.signature import Variant
 from local_exporter.agents import rpm_ostree as api
 from local_exporter.bridge.errors import BadPayload, SourceFailed, SourceUnavailable
 from local_exporter.bridge.sources.base import ParseContext, SharedResources, SourceLimits
-from local_exporter.bridge.sources.dbus import BusConnection, call, parse_bus, shared_connection
+from local_exporter.bridge.sources.dbus import BusConnection, call, error_reply, parse_bus, shared_connection
 from local_exporter.bridge.sources.exposition import Family, render
 from local_exporter.common.fields import Table
 from local_exporter.common.gvariant import decode_string_dict
 
 DEFAULT_REFRESH_SECONDS = 600.0
 MAX_REFRESH_SECONDS = 86400.0
-_UNAVAILABLE_ERRORS = {
-    "org.freedesktop.DBus.Error.ServiceUnknown",
-    "org.freedesktop.DBus.Error.NameHasNoOwner",
-    "org.freedesktop.DBus.Error.AccessDenied",
-    "org.freedesktop.DBus.Error.Disconnected",
-}
 _DBUS = ("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus")
 _CHANGES = (
     f"type='signal',sender='{api.BUS_NAME}',interface='{api.PROPERTIES_INTERFACE}',"
@@ -264,9 +258,8 @@ def _get_all() -> Message:
 
 def _reply(reply: Message) -> Mapping[str, Variant]:
     if reply.message_type == MessageType.ERROR:
-        detail = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""
-        message = f"read {api.BUS_NAME}: {reply.error_name}: {detail}".rstrip(": ")
-        if reply.error_name in _UNAVAILABLE_ERRORS:
+        message, unavailable = error_reply(reply, f"read {api.BUS_NAME}")
+        if unavailable:
             raise SourceUnavailable(f"rpm-ostree is not reachable on the bus: {message}")
         raise SourceFailed(message)
     if reply.signature != "a{sv}":
