@@ -54,11 +54,14 @@ class Backfill:
         )
 
 
-def backfill(hosts: int, minutes: float, interval: float, end: float, data: Path) -> Backfill:
-    """The fleet's history ending at `end`, as blocks in `data`."""
+def backfill(
+    hosts: int, minutes: float, interval: float, end: float, data: Path, *, reported: bool = False
+) -> Backfill:
+    """The fleet's history ending at `end`, as blocks in `data`; with `reported`, every host
+    scraped through an os_update selector (its own phase families too)."""
     om = data.parent / "history.om"
     began = time.perf_counter()
-    history = write_history(scenario(hosts, minutes, end), om, interval=interval)
+    history = write_history(scenario(hosts, minutes, end), om, interval=interval, reported=reported)
     generated = time.perf_counter() - began
     began = time.perf_counter()
     subprocess.run(

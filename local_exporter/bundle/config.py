@@ -69,6 +69,11 @@ class BundleConfig:
     #: How often the phase and rollout rules run: phases move over minutes, and at 100,000 hosts
     #: one evaluation takes seconds (docs/benchmarks.md), so not at every global interval.
     rollout_rules_interval: str = "1m"
+    #: Whether hosts that do not report their own update phase (their bridge serves Zincati's
+    #: socket alone, no `os_update` selector) get one inferred from Zincati's counters. Set it
+    #: false once every host reports: the phase rule then only maps the reported phases, which
+    #: costs a fraction of the inference at 100,000 hosts (docs/benchmarks.md).
+    infer_phases: bool = True
     #: How far back counter movement decides a host's update phase (a few refresh periods).
     phase_window: str = "15m"
     #: An enabled agent refreshes every ~330 s at most: older than this, it is stale.

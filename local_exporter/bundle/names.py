@@ -42,6 +42,10 @@ LOCK_BUSY_KINDS = ("failed_lock", "lock_held")
 OS_UPDATE_PHASE = host_state.PHASE
 OS_UPDATE_WAITING = host_state.WAITING
 OS_UPDATE_SOURCE_UP = host_state.SOURCE_UP
+OS_UPDATE_TARGET = host_state.TARGET
+OS_UPDATE_FAILURE = host_state.FAILURE
+OS_UPDATE_PHASE_START = host_state.PHASE_START
+OS_UPDATE_LAST_CHECK = host_state.LAST_CHECK
 
 # Airlock (the FleetLock server, scraped directly); counters' samples end in `_total`.
 AIRLOCK_SLOTS = airlock.CONFIG_SLOTS

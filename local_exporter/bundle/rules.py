@@ -64,6 +64,10 @@ FINALIZE_FAILURES_RATE = "cluster:zincati_rpm_ostree_finalize_failures:rate5m"
 LOCK_ERRORS_RATE = "cluster_api_kind:zincati_strategy_fleet_lock_errors:rate5m"
 BRIDGE_REQUESTS_RATE = "cluster_selector_outcome:local_exporter_bridge_requests:rate5m"
 #: Bridges whose /metrics answered their last scrape, and all bridges scraped (`up` of their job).
+#: What hosts that report their own state say (os_update): empty where phases are inferred.
+WAITING_BY_REASON = "cluster_reason:os_update_waiting_info:count"
+FAILING_BY_KIND = "cluster_kind:os_update_failure_info:count"
+TARGETS_BY_VERSION = "cluster_version:os_update_target_info:count"
 BRIDGES_UP = "cluster:local_exporter_bridge_up:sum"
 BRIDGES = "cluster:local_exporter_bridge_up:count"
 
@@ -106,7 +110,28 @@ def recording_rules(config: BundleConfig) -> list[Group]:
             "rules": versions[:4] + phases + versions[4:],
         },
         _error_group(config),
+        _reported_group(config),
     ]
+
+
+def _reported_group(config: BundleConfig) -> Group:
+    """Why hosts wait, what fails, which versions are on their way: counted from the hosts'
+    own reports, which exist only for the hosts in question (cheap at any fleet size)."""
+    fleet = config.fleet_labels
+    agent = config.agent_selector
+
+    def count(record: str, metric: str, label: str) -> Rule:
+        return {"record": record, "expr": f"count {by((*fleet, label))} ({selected(metric, agent)})"}
+
+    return {
+        "name": "local-exporter-reported",
+        "interval": config.rollout_rules_interval,
+        "rules": [
+            count(WAITING_BY_REASON, names.OS_UPDATE_WAITING, "reason"),
+            count(FAILING_BY_KIND, names.OS_UPDATE_FAILURE, "kind"),
+            count(TARGETS_BY_VERSION, names.OS_UPDATE_TARGET, "version"),
+        ],
+    }
 
 
 def _phase_rules(config: BundleConfig) -> list[Rule]:
@@ -184,7 +209,9 @@ def _phase_rules(config: BundleConfig) -> list[Rule]:
     inferred = f"\nor {on(host)}\n".join(phases)
     # The host's own phase where it reports one, else the inference (`or` keeps the left side
     # for every host it has).
-    phase_expr = f"(\n{_reported_phase(config)}\n)\nor {on(host)} (\n{inferred}\n)"
+    phase_expr = _reported_phase(config)
+    if config.infer_phases:
+        phase_expr = f"(\n{phase_expr}\n)\nor {on(host)} (\n{inferred}\n)"
     return [{"record": ON_NEWEST, "expr": on_newest}, {"record": PHASE, "expr": phase_expr}]
 
 
@@ -237,10 +264,17 @@ def _version_rules(config: BundleConfig) -> list[Rule]:
     )
     return [
         {"record": HOSTS_BY_VERSION, "expr": f"count {by(version)} ({os_info})"},
-        {"record": HOSTS_BY_STREAM, "expr": f"count {by(stream)} ({os_info})"},
+        # From the counts per version, not from every host again.
+        {"record": HOSTS_BY_STREAM, "expr": f"sum {by(stream)} ({HOSTS_BY_VERSION})"},
         {"record": VERSION_FIRST_BOOT, "expr": first_boot},
         {"record": NEWEST, "expr": f"topk {by(stream)} (1, {VERSION_FIRST_BOOT}) * 0 + 1"},
-        {"record": HOSTS_ON_NEWEST, "expr": f"sum {by(stream)} ({ON_NEWEST})"},
+        {
+            "record": HOSTS_ON_NEWEST,
+            "expr": (
+                f"sum {by(stream)} ({HOSTS_BY_VERSION} * {on(version)} group_left() {NEWEST})\n"
+                f"or {on(stream)} {HOSTS_BY_STREAM} * 0"
+            ),
+        },
         {"record": NEWEST_RATIO, "expr": f"{HOSTS_ON_NEWEST} / {on(stream)} {HOSTS_BY_STREAM}"},
         {"record": HOSTS_BY_PHASE, "expr": f"count {by((*fleet, 'phase'))} ({PHASE})"},
         {

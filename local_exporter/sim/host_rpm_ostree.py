@@ -27,53 +27,25 @@ def _checksum(version: str) -> str:
     return hashlib.sha256(version.encode()).hexdigest()
 
 
-class HostRpmOstree:
-    def __init__(self, directory: Path, stream: str) -> None:
-        self.directory = directory
+class SimulatedSysroot:
+    """What rpm-ostree shows of one simulated host, following its agent: no I/O (the live host
+    serves it on a bus; a backfilled history judges it in-process)."""
+
+    def __init__(self, stream: str) -> None:
         self.stream = stream
-        self.bus = HostBus(directory)
-        self.service: RpmOstreeService | None = None
-        self.boot_id_file = directory / "boot_id"
-        self.stat_file = directory / "stat"
-        self.driver_file = directory / "update-driver.gv"
-        self.boot_record = directory / "boot.json"
-        self._boots = 0
+        self.boots = 0
         self._booted: str | None = None
         self._rollback: str | None = None
-        self._was_rebooting = False
 
-    async def start(self, host: Host) -> None:
-        self.driver_file.write_bytes(update_driver_file())
-        self._boot(host)
-        await self.bus.start()
-        self.service = await serve_rpm_ostree(self.bus.address, self._state(host))
-
-    async def sync(self, host: Host) -> None:
-        if self._was_rebooting and not host.rebooting:
-            self._boot(host)
-        self._was_rebooting = host.rebooting
-        state = self._state(host)
-        if self.service is not None and state != self.service.state:
-            self.service.update(deployments=state.deployments, transaction=state.transaction)
-
-    async def close(self) -> None:
-        if self.service is not None:
-            service, self.service = self.service, None
-            await service.close()
-        await self.bus.stop()
-
-    def _boot(self, host: Host) -> None:
-        """A new boot: its id, its time, and what the previous boot ran as rollback."""
-        self._boots += 1
+    def boot(self, host: Host) -> None:
+        """A new boot: what the previous boot ran becomes the rollback."""
+        self.boots += 1
         version = host.agent.identity.os_version
         if self._booted is not None and version != self._booted:
             self._rollback = self._booted
         self._booted = version
-        started = host.agent.value("process_start_time_seconds") or 0
-        self.boot_id_file.write_text(f"{host.name}-boot-{self._boots}\n")
-        self.stat_file.write_text(f"cpu  1 0 1 1\nbtime {int(started)}\nprocesses {self._boots}\n")
 
-    def _state(self, host: Host) -> HostState:
+    def state(self, host: Host) -> HostState:
         agent = host.agent
         booted = agent.identity.os_version
         deployments = []
@@ -112,3 +84,47 @@ class HostRpmOstree:
             staged=staged,
             digest=f"sha256:{_checksum(checksum)}",
         )
+
+
+class HostRpmOstree:
+    def __init__(self, directory: Path, stream: str) -> None:
+        self.directory = directory
+        self.sysroot = SimulatedSysroot(stream)
+        self.bus = HostBus(directory)
+        self.service: RpmOstreeService | None = None
+        self.boot_id_file = directory / "boot_id"
+        self.stat_file = directory / "stat"
+        self.driver_file = directory / "update-driver.gv"
+        self.boot_record = directory / "boot.json"
+        self._was_rebooting = False
+
+    async def start(self, host: Host) -> None:
+        self.driver_file.write_bytes(update_driver_file())
+        self._boot(host)
+        await self.bus.start()
+        self.service = await serve_rpm_ostree(self.bus.address, self._state(host))
+
+    async def sync(self, host: Host) -> None:
+        if self._was_rebooting and not host.rebooting:
+            self._boot(host)
+        self._was_rebooting = host.rebooting
+        state = self._state(host)
+        if self.service is not None and state != self.service.state:
+            self.service.update(deployments=state.deployments, transaction=state.transaction)
+
+    async def close(self) -> None:
+        if self.service is not None:
+            service, self.service = self.service, None
+            await service.close()
+        await self.bus.stop()
+
+    def _boot(self, host: Host) -> None:
+        """A new boot: its id and its time in the files the bridge reads."""
+        self.sysroot.boot(host)
+        started = host.agent.value("process_start_time_seconds") or 0
+        boots = self.sysroot.boots
+        self.boot_id_file.write_text(f"{host.name}-boot-{boots}\n")
+        self.stat_file.write_text(f"cpu  1 0 1 1\nbtime {int(started)}\nprocesses {boots}\n")
+
+    def _state(self, host: Host) -> HostState:
+        return self.sysroot.state(host)

@@ -60,6 +60,10 @@ def test_promtool_unit_tests_pass(test_file: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def _os_update_families() -> set[str]:
+    return {value for key, value in vars(os_update).items() if key.isupper() and isinstance(value, str)}
+
+
 def _recording_rules() -> list[dict[str, str]]:
     groups = rules.recording_rules(BundleConfig())
     return [rule for group in groups for rule in group["rules"] if "record" in rule]
@@ -71,7 +75,7 @@ def test_recording_rule_names_and_labels_follow_the_mixin_conventions(rule: dict
     assert re.fullmatch(r"[a-z]+(_[a-z]+)*", level) and metric and operation
     # The metric part names what is aggregated: an emitted family (without `_total`), or, for
     # the product's own derived signals (phase, newest version), the product's name.
-    emitted = {name.removesuffix("_total") for name in (*FAMILIES, names.BRIDGE_REQUESTS)}
+    emitted = {name.removesuffix("_total") for name in (*FAMILIES, names.BRIDGE_REQUESTS, *_os_update_families())}
     assert metric in emitted or metric.startswith("local_exporter_"), rule["record"]
     # Aggregations keep job and the cluster label.
     for aggregation in re.findall(r"\b(?:sum|count|min|max|topk) by \(([^)]*)\)", rule["expr"]):
@@ -88,7 +92,7 @@ def test_every_metric_a_rule_reads_is_emitted_or_recorded() -> None:
     recorded = {rule["record"] for rule in _recording_rules()}
     emitted = set(FAMILIES) | {names.UP, names.BRIDGE_REQUESTS, names.BRIDGE_DURATION, names.BRIDGE_LAST_SUCCESS}
     # The os_update selector's families (bridge/sources/os_update, agents/os_update.py).
-    emitted |= {value for key, value in vars(os_update).items() if key.isupper() and isinstance(value, str)}
+    emitted |= _os_update_families()
     for rule in _recording_rules():
         read = metric_names(rule["expr"])
         assert read, rule["record"]

@@ -124,7 +124,7 @@ class RpmOstreeReader:
             reply = await call(self.connection, _get_all, f"read {api.BUS_NAME}")
             self._properties = dict(_reply(reply))
             self._read_at = time.monotonic()
-            self._state = _state(self._properties, running=True)
+            self._state = sysroot_state(self._properties, running=True)
         return self._state
 
     def invalidate(self) -> None:
@@ -156,7 +156,7 @@ class RpmOstreeReader:
             elif self._state is not None:
                 # Gone (idle exit, or a crash): no transaction runs without it.
                 self._properties["ActiveTransaction"] = Variant("(sss)", list(api.IDLE_TRANSACTION))
-                self._state = _state(self._properties, running=False)
+                self._state = sysroot_state(self._properties, running=False)
         elif (
             msg.member == "PropertiesChanged"
             and msg.path == api.SYSROOT_PATH
@@ -166,7 +166,7 @@ class RpmOstreeReader:
         ):
             self._properties.update(msg.body[1])
             try:
-                self._state = _state(self._properties, running=True)
+                self._state = sysroot_state(self._properties, running=True)
             except BadPayload:
                 self._state = None  # read it whole again, and report what is wrong then
         return False
@@ -267,7 +267,7 @@ def _reply(reply: Message) -> Mapping[str, Variant]:
     return reply.body[0]  # type: ignore[no-any-return]
 
 
-def _state(properties: Mapping[str, Variant], *, running: bool) -> SysrootState:
+def sysroot_state(properties: Mapping[str, Variant], *, running: bool) -> SysrootState:
     raw = properties.get("Deployments")
     if raw is None or raw.signature != "aa{sv}":
         raise BadPayload(f"{api.BUS_NAME}: Deployments missing or not aa{{sv}}")

@@ -22,6 +22,11 @@ PHASE_STYLE: dict[str, tuple[str, str, str]] = {
 assert set(PHASE_STYLE) == set(rules.PHASES), "every recorded phase needs a look"
 
 
+#: The title suffix of panels that only hosts reporting their own state (an os_update selector)
+#: fill: they stay empty for hosts whose phase is inferred from Zincati's counters.
+REPORTED_ONLY = " (reported)"
+
+
 def phase_code(phase: str) -> int:
     """A phase as a number (its priority, 1 first), for panels that draw one series of states."""
     return rules.PHASES.index(phase) + 1

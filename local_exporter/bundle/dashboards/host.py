@@ -13,8 +13,10 @@ from local_exporter.bundle.dashboards.style import (
     Query,
     Row,
     combined,
+    rename,
     stat,
     state_timeline,
+    table,
     timeseries,
     value_mappings,
 )
@@ -83,6 +85,58 @@ def dashboard(config: BundleConfig) -> Dashboard:
             [Query(f"max by (strategy) ({names.STRATEGY}{host})", legend="{{strategy}}", instant=True)],
             text_mode="name",
             width=4,
+        ),
+    ]
+    reported_by = f"{common.REPORTED_ONLY}"
+    ages = (
+        (
+            "In this phase for",
+            "Time since the host's current phase began, as the host's bridge judged it (os_update selector).",
+            names.OS_UPDATE_PHASE_START,
+        ),
+        (
+            "Last successful check",
+            "Time since the agent last checked for updates without an error.",
+            names.OS_UPDATE_LAST_CHECK,
+        ),
+    )
+    own = [
+        *(
+            stat(
+                f"{title}{reported_by}",
+                description,
+                "s",
+                [Query(f"time() - max({stamp}{host})", instant=True)],
+                width=6,
+            )
+            for title, description, stamp in ages
+        ),
+        table(
+            f"What the host says{reported_by}",
+            "The version being downloaded, staged or just rebooted into; why a staged update waits; what keeps "
+            "failing. A row only for what applies now.",
+            "none",
+            [
+                Query(
+                    "\nor ".join(
+                        f'label_replace(max by ({label}) ({family}{host}), "what", "{what}", "", "")'
+                        for family, label, what in (
+                            (names.OS_UPDATE_TARGET, "version", "target version"),
+                            (names.OS_UPDATE_WAITING, "reason", "waiting for"),
+                            (names.OS_UPDATE_FAILURE, "kind", "failing"),
+                        )
+                    ),
+                    instant=True,
+                    table=True,
+                )
+            ],
+            transformations=[
+                rename(
+                    {"what": "What", "version": "Version", "reason": "Reason", "kind": "Kind"},
+                    exclude=("Time", "Value"),
+                )
+            ],
+            width=12,
         ),
     ]
     history = [
@@ -175,6 +229,12 @@ def dashboard(config: BundleConfig) -> Dashboard:
             *common.fleet_variables(config, rules.HOSTS_BY_STREAM),
             common.instance_variable(config, names.OS_INFO, multi=False),
         ],
-        rows=[Row("Now", now), Row("History", history), Row("Errors and activity", errors), Row("Reboot lock", lock)],
+        rows=[
+            Row("Now", now),
+            Row("Reported by the host", own),
+            Row("History", history),
+            Row("Errors and activity", errors),
+            Row("Reboot lock", lock),
+        ],
         time_from="now-7d",
     )

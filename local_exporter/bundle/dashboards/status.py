@@ -17,6 +17,8 @@ from local_exporter.bundle.dashboards.style import (
 )
 
 SLUG = "status"
+#: Panels that only hosts reporting their own state fill (empty where every phase is inferred).
+REPORTED = common.REPORTED_ONLY
 
 
 def dashboard(config: BundleConfig) -> Dashboard:
@@ -96,10 +98,48 @@ def dashboard(config: BundleConfig) -> Dashboard:
         stacked=True,
         overrides=[fixed_colour(phase, colour) for phase, (_, colour, _) in common.PHASE_STYLE.items()],
     )
+    # What hosts that report their own state say (os_update): (title, what it counts, rule, label).
+    held_up = (
+        (
+            "Why staged hosts wait",
+            "Staged hosts by what they wait for: a reboot slot (every slot of their group taken), their maintenance "
+            "window, or logged-in users.",
+            rules.WAITING_BY_REASON,
+            "reason",
+        ),
+        (
+            "What keeps failing",
+            "Failing hosts by what fails: update check, deploy, finalize, taking or releasing the reboot slot, "
+            "registering with rpm-ostree.",
+            rules.FAILING_BY_KIND,
+            "kind",
+        ),
+        (
+            "Versions on their way",
+            "Hosts downloading, staged with, or just rebooted into each version.",
+            rules.TARGETS_BY_VERSION,
+            "version",
+        ),
+    )
+    reported = [
+        timeseries(
+            f"{title}{REPORTED}",
+            f"{description} From hosts that report their own state (os_update selector).",
+            "none",
+            [common.breakdown(config, f"{rule}{fleet}", label, legend=f"{{{{{label}}}}}")],
+            width=8,
+            stacked=True,
+        )
+        for title, description, rule, label in held_up
+    ]
     return Dashboard(
         slug=SLUG,
         title="OS updates / Status breakdown",
         description="Hosts per update phase and version: where the rollout is held up.",
         variables=common.fleet_variables(config, rules.HOSTS_BY_STREAM),
-        rows=[Row("Now", [matrix, phases, moving]), Row("Over time", [over_time])],
+        rows=[
+            Row("Now", [matrix, phases, moving]),
+            Row("Over time", [over_time]),
+            Row("What holds hosts up", reported),
+        ],
     )

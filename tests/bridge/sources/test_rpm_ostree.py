@@ -240,7 +240,7 @@ async def _until_async(read, expected, timeout: float = 5.0):  # type: ignore[no
 
 
 def test_docs_metrics_md_describes_every_family() -> None:
-    state = rpm_ostree_source._state(
+    state = rpm_ostree_source.sysroot_state(
         HostState(deployments=(NEW, OLD), transaction=("Deploy", ":1.2", "/")).sysroot(), running=True
     )
     names = {family.name for family in rpm_ostree_source.families(state, {"driver-name": "Zincati"})}

@@ -194,22 +194,12 @@ class OsUpdateSource:
             except (SourceError, TimeoutError):
                 rpm_ostree_up = False
         boot_time = self._boot(sysroot)
-        memory = judge.observe(memory, reading, now)
-        host = judge.Host(
-            sysroot,
-            self._record.rebooted_at if self._record is not None else None,
-            self.settings.rebooted_for,
-            down_after=max(self.settings.agent_interval / 5, 2 * self.settings.interval),
-            agent_interval=self.settings.agent_interval,
-        )
-        verdict = judge.judge(memory, host, now)
-        since = now
-        if previous is not None and previous.judgement == verdict:
-            since = previous.since
-        elif previous is None:
-            since = _first_since(verdict, memory, host, now)
-        return Snapshot(
-            verdict, since, memory, sysroot, reading is not None, rpm_ostree_up, boot_time, self._record, body
+        return step(
+            self.settings,
+            previous,
+            memory,
+            Inputs(reading, body, sysroot, rpm_ostree_up, boot_time, self._record),
+            now,
         )
 
     def _boot(self, sysroot: SysrootState | None) -> float | None:
@@ -234,6 +224,50 @@ class OsUpdateSource:
             return boot.boot_id(self.settings.boot_id_file)
         except OSError:
             return None
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """One read of everything the phase is judged from."""
+
+    reading: zincati.Reading | None
+    body: bytes
+    sysroot: SysrootState | None
+    rpm_ostree_up: bool | None
+    boot_time: float | None
+    record: boot.BootRecord | None
+
+
+def step(
+    settings: OsUpdateSettings, previous: Snapshot | None, memory: judge.Memory, inputs: Inputs, now: float
+) -> Snapshot:
+    """The snapshot after one read: pure, so a backfilled history judges as the bridge does."""
+    memory = judge.observe(memory, inputs.reading, now)
+    record = inputs.record
+    host = judge.Host(
+        inputs.sysroot,
+        record.rebooted_at if record is not None else None,
+        settings.rebooted_for,
+        down_after=max(settings.agent_interval / 5, 2 * settings.interval),
+        agent_interval=settings.agent_interval,
+    )
+    verdict = judge.judge(memory, host, now)
+    since = now
+    if previous is not None and previous.judgement == verdict:
+        since = previous.since
+    elif previous is None:
+        since = _first_since(verdict, memory, host, now)
+    return Snapshot(
+        verdict,
+        since,
+        memory,
+        inputs.sysroot,
+        inputs.reading is not None,
+        inputs.rpm_ostree_up,
+        inputs.boot_time,
+        record,
+        inputs.body,
+    )
 
 
 def _first_since(verdict: judge.Judgement, memory: judge.Memory, host: judge.Host, now: float) -> float:

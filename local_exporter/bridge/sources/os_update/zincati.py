@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from local_exporter.bridge.errors import BadPayload
 
@@ -25,10 +26,18 @@ class Reading:
         """The sum of `name`'s series whose labels include `match` (0 for a family not there yet:
         Zincati's families appear at their first move)."""
         wanted = set(match.items())
-        return sum(value for (sample, labels), value in self.values.items() if sample == name and wanted <= set(labels))
+        return sum(value for labels, value in self._by_name.get(name, ()) if wanted <= set(labels))
 
     def labels(self, name: str) -> list[dict[str, str]]:
-        return [dict(labels) for (sample, labels) in self.values if sample == name]
+        return [dict(labels) for labels, _ in self._by_name.get(name, ())]
+
+    @cached_property
+    def _by_name(self) -> dict[str, list[tuple[Labels, float]]]:
+        # The judge sums families by name dozens of times per read.
+        index: dict[str, list[tuple[Labels, float]]] = {}
+        for (sample, labels), value in self.values.items():
+            index.setdefault(sample, []).append((labels, value))
+        return index
 
 
 def parse(text: bytes, at: float) -> Reading:
