@@ -212,6 +212,9 @@ def _phase_rules(config: BundleConfig) -> list[Rule]:
     phase_expr = _reported_phase(config)
     if config.infer_phases:
         phase_expr = f"(\n{phase_expr}\n)\nor {on(host)} (\n{inferred}\n)"
+    else:
+        # A bridge that does not answer serves no phase of its own: it is down, before all else.
+        phase_expr = f"{phases[0]}\nor {on(host)} {phase_expr}"
     return [{"record": ON_NEWEST, "expr": on_newest}, {"record": PHASE, "expr": phase_expr}]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from local_exporter.bundle import names, rules
 from local_exporter.bundle.alerts.alert import Alert
 from local_exporter.bundle.config import BundleConfig
@@ -13,6 +15,8 @@ PERIODIC_WAIT_SECONDS = 7 * 24 * 3600
 
 
 def alerts(config: BundleConfig) -> list[Alert]:
+    if not config.infer_phases:
+        return _reported_alerts(config)
     host = config.host_labels
     agent = config.agent_selector
     phase = rules.PHASE
@@ -139,3 +143,57 @@ def _reboot_pending(config: BundleConfig) -> str:
         f"  and {on(host)} {periodic}\n"
         ")"
     )
+
+
+def _reported_alerts(config: BundleConfig) -> list[Alert]:
+    """The same alerts where every host reports its own state (`infer_phases = false`).
+
+    Each reads a series that exists only for the hosts in question (a phase, a failure kind, a
+    strategy, selected by label), never a gauge of every host filtered by value: at 100,000
+    hosts that is milliseconds instead of seconds per evaluation (docs/benchmarks.md). The
+    bridge judged the phase from its own reads, so no window of counter movement is needed.
+    """
+    host = config.host_labels
+    agent = config.agent_selector
+
+    def own(family: str, matchers: str) -> str:
+        return f"max {by(host)} ({selected(family, agent, matchers)})"
+
+    def in_phase(phase: str) -> str:
+        return own(names.OS_UPDATE_PHASE, f'phase="{phase}"')
+
+    overdue = rules.seconds(config.staged_for)
+    staged, reboot_lock, periodic = 'phase="staged"', 'reason="reboot_lock"', 'strategy="periodic"'
+    staged_age = f"time() - {own(names.OS_UPDATE_PHASE_START, staged)}"
+    reboot_pending = (
+        f"{staged_age} > {overdue}\n"
+        # Waiting for a reboot slot is throttling by design (OSUpdateRebootLockContended).
+        f"unless {on(host)} {own(names.OS_UPDATE_WAITING, reboot_lock)}\n"
+        f"unless {on(host)} (\n"
+        f"  {staged_age} < {overdue + PERIODIC_WAIT_SECONDS}\n"
+        f"  and {on(host)} {selected(names.STRATEGY, agent, periodic)}\n"
+        ")"
+    )
+    kept = {alert.name: alert for alert in alerts(replace(config, infer_phases=True))}
+    return [
+        replace(
+            kept["AgentDown"],
+            # The recorded phase: `down` is the reported agent_down, or a bridge that does not
+            # answer (the phase rule reads `up` once a minute, this alert every evaluation).
+            expr=f'max {by(host)} ({rules.PHASE}{{phase="down"}})',
+            description="The bridge on {{ $labels.instance }} cannot read Zincati (agent stopped or stuck, socket "
+            "gone), or does not answer at all.",
+        ),
+        replace(
+            kept["ChecksFailing"],
+            expr=own(names.OS_UPDATE_FAILURE, 'kind="update_check"'),
+            description="Every update check on {{ $labels.instance }} has failed since the last good one, for "
+            f"{config.checks_failing_for}: the host cannot see new releases.",
+        ),
+        kept["DeployFailing"],
+        kept["FinalizeFailing"],
+        kept["RebootSlotNotReleased"],
+        replace(kept["RebootPending"], expr=reboot_pending),
+        replace(kept["BootedDeadEnd"], expr=in_phase("dead_end")),
+        replace(kept["UpdatesDisabled"], expr=in_phase("updates_disabled")),
+    ]

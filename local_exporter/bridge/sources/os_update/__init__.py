@@ -306,7 +306,11 @@ def families(snapshot: Snapshot) -> list[Family]:
     out = [
         info,
         Family(names.PHASE, "gauge", "The host's update phase: exactly one series, at 1.").add(1, phase=verdict.phase),
-        Family(names.PHASE_START, "gauge", "When the current phase began (Unix time).").add(snapshot.since),
+        # The phase as a label here too: an alert on one phase's age then reads only the hosts in
+        # it, not a gauge of every host (docs/benchmarks.md).
+        Family(names.PHASE_START, "gauge", "When the current phase began (Unix time).").add(
+            snapshot.since, phase=verdict.phase
+        ),
         target,
         waiting,
         failure,

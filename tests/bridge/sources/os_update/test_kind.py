@@ -137,7 +137,7 @@ async def test_a_reboot_into_a_new_deployment_is_rebooted_an_ordinary_one_is_not
     try:
         client = await aiohttp_client(bridge_app(_selector(short_dir, dbus_bus)))
         found = await _until(client, names.PHASE, [({"phase": "rebooted"}, 1.0)])
-        assert found[names.PHASE_START] == [({}, float(int(booted_at)))]
+        assert found[names.PHASE_START] == [({"phase": "rebooted"}, float(int(booted_at)))]
         record = json.loads((short_dir / "boot.json").read_text())
         assert record == {"boot_id": "boot-2", "checksum": NEW.checksum, "rebooted_at": float(int(booted_at))}
     finally:

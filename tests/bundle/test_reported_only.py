@@ -1,11 +1,13 @@
 """`infer_phases = false`: where every host reports its own phase, the phase rule maps the
-reported phases and infers nothing (a host that exposes Zincati's socket alone gets no phase).
-A promtool unit test on rules generated with that config."""
+reported phases and infers nothing (a host that exposes Zincati's socket alone gets no phase),
+and the per-host alerts read what the hosts report. promtool unit tests on rules generated with
+that config, each alert firing and silent."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -58,6 +60,8 @@ def test_the_phase_is_the_reported_one_and_nothing_is_inferred(tmp_path: Path) -
         *_host("h-rebooting", "40.1", 0, "rebooting"),
         *_host("h-staged", "40.1", 0, "staged"),
         *_host("h-waiting", "40.1", 0, "staged"),
+        # A bridge that does not answer: no phase of its own, so down.
+        {"series": 'up{job="zincati", instance="h-bridge-gone"}', "values": "0+0x30"},
         {
             "series": 'os_update_waiting_info{job="zincati", instance="h-waiting", reason="reboot_lock"}',
             "values": "1+0x30",
@@ -81,6 +85,7 @@ def test_the_phase_is_the_reported_one_and_nothing_is_inferred(tmp_path: Path) -
         _expected("h-rebooting", "staged"),
         _expected("h-staged", "staged"),
         _expected("h-waiting", "waiting_lock"),
+        _expected("h-bridge-gone", "down"),
     ]
     counts = {rules.HOSTS_BY_STREAM: 12, rules.HOSTS_ON_NEWEST: 2}
     test = {
@@ -109,3 +114,88 @@ def test_the_phase_is_the_reported_one_and_nothing_is_inferred(tmp_path: Path) -
         [PROMTOOL, "test", "rules", "reported_test.yml"], capture_output=True, text=True, cwd=tmp_path, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+HOURS = 3
+STEPS = f"1+0x{HOURS * 60}"
+
+
+def _reported(name: str, phase: str, **extra: str) -> list[dict[str, str]]:
+    """A host that reports `phase` (since the start) for the whole test, and `extra` families."""
+    series = [
+        {"series": f'up{{job="zincati", instance="{name}"}}', "values": STEPS},
+        {"series": f'os_update_phase{{job="zincati", instance="{name}", phase="{phase}"}}', "values": STEPS},
+        {
+            "series": f'os_update_phase_start_timestamp_seconds{{job="zincati", instance="{name}", phase="{phase}"}}',
+            "values": f"0+0x{HOURS * 60}",
+        },
+    ]
+    for family, matchers in extra.items():
+        series.append({"series": f'{family}{{job="zincati", instance="{name}", {matchers}}}', "values": STEPS})
+    return series
+
+
+def _fired(alert: dict[str, Any], instance: str, value: str = "") -> dict[str, Any]:
+    annotations = {
+        key: text.replace("{{ $labels.instance }}", instance).replace("{{ $value | humanizeDuration }}", value)
+        for key, text in alert["annotations"].items()
+    }
+    assert not any("{{" in text for text in annotations.values()), annotations
+    return {
+        "exp_labels": {**alert["labels"], "job": "zincati", "instance": instance},
+        "exp_annotations": annotations,
+    }
+
+
+def test_the_alerts_read_what_hosts_report(tmp_path: Path) -> None:
+    write(tmp_path, CONFIG)
+    rule_files = ["prometheus/rules/recording.yml", "prometheus/rules/alerts.yml"]
+    loaded = yaml.safe_load((tmp_path / rule_files[1]).read_text())
+    alerts = {rule["alert"]: rule for group in loaded["groups"] for rule in group["rules"]}
+    prefix = CONFIG.alert_prefix
+    series = [
+        *_reported("h-idle", "idle"),
+        *_reported("h-down", "agent_down"),
+        *_reported("h-checks", "failing", os_update_failure_info='kind="update_check"'),
+        *_reported("h-deploy", "failing", os_update_failure_info='kind="deploy"'),
+        *_reported("h-staged", "staged"),
+        # Staged as long, but throttled by a full lock, or a periodic host within its week.
+        *_reported("h-waiting", "staged", os_update_waiting_info='reason="reboot_lock"'),
+        *_reported("h-periodic", "staged", zincati_updates_strategy_mode='strategy="periodic"'),
+        *_reported("h-dead-end", "dead_end"),
+        *_reported("h-disabled", "updates_disabled"),
+        {"series": 'up{job="zincati", instance="h-bridge-gone"}', "values": f"0+0x{HOURS * 60}"},
+    ]
+    firing = {
+        "AgentDown": ["h-bridge-gone", "h-down"],
+        "ChecksFailing": ["h-checks"],
+        "RebootPending": ["h-staged"],
+        "BootedDeadEnd": ["h-dead-end"],
+        "UpdatesDisabled": ["h-disabled"],
+    }
+    # Each one fires for its hosts alone, and not before its `for` has passed.
+    cases = []
+    for name, hosts in firing.items():
+        alert = alerts[prefix + name]
+        value = "3h 0m 0s" if name == "RebootPending" else ""
+        cases.append(
+            {
+                "alertname": prefix + name,
+                "eval_time": f"{HOURS}h",
+                "exp_alerts": [_fired(alert, h, value) for h in hosts],
+            }
+        )
+        cases.append({"alertname": prefix + name, "eval_time": "5m", "exp_alerts": []})
+    test = {
+        "rule_files": rule_files,
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": cases}],
+    }
+    (tmp_path / "alerts_test.yml").write_text(yaml.safe_dump(test))
+    result = subprocess.run(
+        [PROMTOOL, "test", "rules", "alerts_test.yml"], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Nothing here reads a gauge of every host to filter it by value, but `up` in the phase rule.
+    for name in firing:
+        assert "==" not in alerts[prefix + name]["expr"], name
