@@ -46,6 +46,7 @@ OS_UPDATE_TARGET = host_state.TARGET
 OS_UPDATE_FAILURE = host_state.FAILURE
 OS_UPDATE_PHASE_START = host_state.PHASE_START
 OS_UPDATE_LAST_CHECK = host_state.LAST_CHECK
+OS_UPDATE_BOOT = host_state.BOOT
 
 # Airlock (the FleetLock server, scraped directly); counters' samples end in `_total`.
 AIRLOCK_SLOTS = airlock.CONFIG_SLOTS

@@ -99,6 +99,8 @@ def selected(metric: str, selector: str, extra: str = "") -> str:
 
 
 def recording_rules(config: BundleConfig) -> list[Group]:
+    if not config.infer_phases:
+        return [*_reported_phase_groups(config), _error_group(config), _reported_group(config)]
     # One group for everything the phase depends on, in dependency order: rules of a group are
     # evaluated one after the other, groups concurrently (a rule reading another group's
     # output would see it one evaluation late).
@@ -111,6 +113,84 @@ def recording_rules(config: BundleConfig) -> list[Group]:
         },
         _error_group(config),
         _reported_group(config),
+    ]
+
+
+def _reported_phase_groups(config: BundleConfig) -> list[Group]:
+    """The rollout rules where every host reports its phase (`infer_phases = false`).
+
+    Each rule reads one family of the hosts in question, selected by label, and joins nothing
+    per host: the host's phase, boot time and info carry its version and stream. A phase is
+    one rule, its name set as a rule label: the union of the rules is one series per host (a
+    host reports one phase; a scrape that fails marks all of it stale). The groups run
+    concurrently and each stays within a second at 100,000 hosts (docs/benchmarks.md); a group
+    reading another's output sees it one evaluation late, a minute at most.
+    """
+    fleet, host, agent = config.fleet_labels, config.host_labels, config.agent_selector
+    stream = (*fleet, "stream")
+    version = (*stream, "os_version")
+    located = (*host, "stream", "os_version")
+    os_info = selected(names.OS_INFO, agent)
+    waiting = selected(names.OS_UPDATE_WAITING, agent, 'reason="reboot_lock"')
+
+    def own(phases: str) -> str:
+        return selected(names.OS_UPDATE_PHASE, agent, f'phase=~"{phases}"')
+
+    def phase(name: str, expr: str) -> Rule:
+        return {"record": PHASE, "expr": expr, "labels": {"phase": name}}
+
+    interval = config.rollout_rules_interval
+    staged = own("staged|rebooting")
+    # Staged then rebooting shows both until the first's staleness marker in a backfill: `max`
+    # keeps one series per host there.
+    phases = [
+        # A bridge that does not answer serves no phase of its own.
+        phase("down", f"max {by(host)} ({selected(names.UP, agent)} == 0) + 1"),
+        phase("down", own("agent_down")),
+        phase("disabled", own("updates_disabled")),
+        phase("error", own("failing")),
+        phase("waiting_lock", f"max {by(located)} ({staged} and {on(host)} {waiting})"),
+        phase("staged", f"max {by(located)} ({staged} unless {on(host)} {waiting})"),
+        phase("staging", own("downloading")),
+        phase("rebooted", own("rebooted")),
+    ]
+    idle = own("idle|dead_end")
+    return [
+        {
+            "name": "local-exporter-versions",
+            "interval": interval,
+            "rules": [
+                {"record": HOSTS_BY_VERSION, "expr": f"count {by(version)} ({os_info})"},
+                {"record": HOSTS_BY_STREAM, "expr": f"sum {by(stream)} ({HOSTS_BY_VERSION})"},
+                # The host's boot time, labelled with what it booted.
+                {
+                    "record": VERSION_FIRST_BOOT,
+                    "expr": f"min {by(version)} ({selected(names.OS_UPDATE_BOOT, agent)})",
+                },
+                *_newest_rules(config),
+            ],
+        },
+        {"name": "local-exporter-phase", "interval": interval, "rules": phases},
+        {
+            "name": "local-exporter-phase-idle",
+            "interval": interval,
+            "rules": [
+                phase("up_to_date", f"{idle} and {on(version)} {NEWEST}"),
+                phase("checking", f"{idle} unless {on(version)} {NEWEST}"),
+            ],
+        },
+        {
+            "name": "local-exporter-phase-counts",
+            "interval": interval,
+            "rules": [
+                # The bridges that do not answer have no version: counted under "".
+                {
+                    "record": HOSTS_BY_PHASE_VERSION,
+                    "expr": f"count {by((*fleet, 'phase', 'stream', 'os_version'))} ({PHASE})",
+                },
+                {"record": HOSTS_BY_PHASE, "expr": f"sum {by((*fleet, 'phase'))} ({HOSTS_BY_PHASE_VERSION})"},
+            ],
+        },
     ]
 
 
@@ -209,12 +289,7 @@ def _phase_rules(config: BundleConfig) -> list[Rule]:
     inferred = f"\nor {on(host)}\n".join(phases)
     # The host's own phase where it reports one, else the inference (`or` keeps the left side
     # for every host it has).
-    phase_expr = _reported_phase(config)
-    if config.infer_phases:
-        phase_expr = f"(\n{phase_expr}\n)\nor {on(host)} (\n{inferred}\n)"
-    else:
-        # A bridge that does not answer serves no phase of its own: it is down, before all else.
-        phase_expr = f"{phases[0]}\nor {on(host)} {phase_expr}"
+    phase_expr = f"(\n{_reported_phase(config)}\n)\nor {on(host)} (\n{inferred}\n)"
     return [{"record": ON_NEWEST, "expr": on_newest}, {"record": PHASE, "expr": phase_expr}]
 
 
@@ -270,15 +345,7 @@ def _version_rules(config: BundleConfig) -> list[Rule]:
         # From the counts per version, not from every host again.
         {"record": HOSTS_BY_STREAM, "expr": f"sum {by(stream)} ({HOSTS_BY_VERSION})"},
         {"record": VERSION_FIRST_BOOT, "expr": first_boot},
-        {"record": NEWEST, "expr": f"topk {by(stream)} (1, {VERSION_FIRST_BOOT}) * 0 + 1"},
-        {
-            "record": HOSTS_ON_NEWEST,
-            "expr": (
-                f"sum {by(stream)} ({HOSTS_BY_VERSION} * {on(version)} group_left() {NEWEST})\n"
-                f"or {on(stream)} {HOSTS_BY_STREAM} * 0"
-            ),
-        },
-        {"record": NEWEST_RATIO, "expr": f"{HOSTS_ON_NEWEST} / {on(stream)} {HOSTS_BY_STREAM}"},
+        *_newest_rules(config),
         {"record": HOSTS_BY_PHASE, "expr": f"count {by((*fleet, 'phase'))} ({PHASE})"},
         {
             "record": HOSTS_BY_PHASE_VERSION,
@@ -288,6 +355,23 @@ def _version_rules(config: BundleConfig) -> list[Rule]:
                 ")"
             ),
         },
+    ]
+
+
+def _newest_rules(config: BundleConfig) -> list[Rule]:
+    """The newest version per stream, and how many hosts run it: from the counts per version."""
+    stream = (*config.fleet_labels, "stream")
+    version = (*stream, "os_version")
+    return [
+        {"record": NEWEST, "expr": f"topk {by(stream)} (1, {VERSION_FIRST_BOOT}) * 0 + 1"},
+        {
+            "record": HOSTS_ON_NEWEST,
+            "expr": (
+                f"sum {by(stream)} ({HOSTS_BY_VERSION} * {on(version)} group_left() {NEWEST})\n"
+                f"or {on(stream)} {HOSTS_BY_STREAM} * 0"
+            ),
+        },
+        {"record": NEWEST_RATIO, "expr": f"{HOSTS_ON_NEWEST} / {on(stream)} {HOSTS_BY_STREAM}"},
     ]
 
 

@@ -58,6 +58,11 @@ async def _until(client: TestClient, family: str, expected: list, timeout: float
         await asyncio.sleep(0.05)
 
 
+def _phase(phase: str, version: str = "", stream: str = "stable") -> list[tuple[dict[str, str], float]]:
+    """The phase family as served: one series, with the booted version and stream."""
+    return [({"os_version": version, "phase": phase, "stream": stream if version else ""}, 1.0)]
+
+
 def _fleet_lock_host() -> ZincatiAgent:
     agent = ZincatiAgent(ZincatiIdentity(OLD.version), ZincatiConfig(strategy="fleet_lock"))
     agent.start(time.time() - 3000)
@@ -77,7 +82,7 @@ async def test_a_staged_update_waiting_for_a_reboot_slot(aiohttp_client, dbus_bu
     )
     try:
         client = await aiohttp_client(bridge_app(_selector(short_dir, dbus_bus)))
-        found = await _until(client, names.PHASE, [({"phase": "staged"}, 1.0)])
+        found = await _until(client, names.PHASE, _phase("staged", OLD.version))
         assert found[names.TARGET] == [({"version": NEW.version}, 1.0)]
         assert found[names.INFO] == [
             ({"os": "fedora-coreos", "os_version": OLD.version, "stream": "stable", "agent": "zincati"}, 1.0)
@@ -88,7 +93,7 @@ async def test_a_staged_update_waiting_for_a_reboot_slot(aiohttp_client, dbus_bu
         # The reboot semaphore is full: the next ticks fail pre-reboot with airlock's failed_lock.
         agent.tick(time.time(), Environment(pre_reboot_error="failed_lock"))
         found = await _until(client, names.WAITING, [({"reason": "reboot_lock"}, 1.0)])
-        assert found[names.PHASE] == [({"phase": "staged"}, 1.0)]
+        assert found[names.PHASE] == _phase("staged", OLD.version)
     finally:
         await service.close()
         server.close()
@@ -101,10 +106,10 @@ async def test_agent_metrics_can_be_left_out(aiohttp_client, short_dir: Path) ->
     server = await start_promsock(short_dir / "z.sock", agent.render)
     try:
         with_agent = await aiohttp_client(bridge_app(_selector(short_dir, None)))
-        found = await _until(with_agent, names.PHASE, [({"phase": "idle"}, 1.0)])
+        found = await _until(with_agent, names.PHASE, _phase("idle", OLD.version))
         assert found["zincati_update_agent_updates_enabled"] == [({}, 1.0)]
         without = await aiohttp_client(bridge_app(_selector(short_dir, None, "agent_metrics = false\n")))
-        found = await _until(without, names.PHASE, [({"phase": "idle"}, 1.0)])
+        found = await _until(without, names.PHASE, _phase("idle", OLD.version))
         assert not any(name.startswith("zincati_") for name in found)
     finally:
         server.close()
@@ -114,7 +119,7 @@ async def test_an_agent_that_does_not_answer_is_agent_down(aiohttp_client, short
     _files(short_dir)
     client = await aiohttp_client(bridge_app(_selector(short_dir, None, "")))
     found = await _families(client)
-    assert found[names.PHASE] == [({"phase": "agent_down"}, 1.0)]
+    assert found[names.PHASE] == _phase("agent_down")
     assert found[names.SOURCE_UP] == [({"source": "agent"}, 0.0)]
 
 
@@ -136,7 +141,7 @@ async def test_a_reboot_into_a_new_deployment_is_rebooted_an_ordinary_one_is_not
     service = await serve_rpm_ostree(dbus_bus.address, HostState(deployments=(new_booted, rollback)))
     try:
         client = await aiohttp_client(bridge_app(_selector(short_dir, dbus_bus)))
-        found = await _until(client, names.PHASE, [({"phase": "rebooted"}, 1.0)])
+        found = await _until(client, names.PHASE, _phase("rebooted", NEW.version))
         assert found[names.PHASE_START] == [({"phase": "rebooted"}, float(int(booted_at)))]
         record = json.loads((short_dir / "boot.json").read_text())
         assert record == {"boot_id": "boot-2", "checksum": NEW.checksum, "rebooted_at": float(int(booted_at))}
@@ -146,11 +151,11 @@ async def test_a_reboot_into_a_new_deployment_is_rebooted_an_ordinary_one_is_not
     service = await serve_rpm_ostree(dbus_bus.address, HostState(deployments=(new_booted, rollback)))
     try:
         client = await aiohttp_client(bridge_app(_selector(short_dir, dbus_bus)))
-        await _until(client, names.PHASE, [({"phase": "rebooted"}, 1.0)])
+        await _until(client, names.PHASE, _phase("rebooted", NEW.version))
         # The next boot keeps NEW: an ordinary reboot.
         _files(short_dir, boot_id="boot-3", booted_at=time.time() - 60)
         client = await aiohttp_client(bridge_app(_selector(short_dir, dbus_bus)))
-        await _until(client, names.PHASE, [({"phase": "idle"}, 1.0)])
+        await _until(client, names.PHASE, _phase("idle", NEW.version))
     finally:
         await service.close()
         server.close()
