@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -101,16 +102,22 @@ def _instant(prometheus: Prometheus, query: str) -> list[dict[str, Any]]:
 
 @pytest.mark.timeout(300)
 # Inferred: hosts expose Zincati's socket alone. Reported: each host also runs rpm-ostree and its
-# bridge's agent selector is os_update (`simulate --rpm-ostree`), with Zincati's families beside.
-@pytest.mark.parametrize("reporting", [False, True], ids=["inferred", "reported"])
+# bridge's agent selector is os_update (`simulate --rpm-ostree`), with Zincati's families beside;
+# once with the default rules, once with those for a fleet where every host reports.
+@pytest.mark.parametrize(
+    ("reporting", "infer"),
+    [(False, True), (True, True), (True, False)],
+    ids=["inferred", "reported", "reported-only"],
+)
 async def test_every_panel_query_returns_data_and_the_numbers_add_up(
-    short_dir: Path, tmp_path: Path, reporting: bool
+    short_dir: Path, tmp_path: Path, reporting: bool, infer: bool
 ) -> None:
     live_scenario = scenario()
     drilled = live_scenario.fleet.host_name(DRILLED)
-    write(tmp_path / "bundle", FAST)
+    config = replace(FAST, infer_phases=infer)
+    write(tmp_path / "bundle", config)
     rule_file = tmp_path / "bundle" / "prometheus" / "rules" / "recording.yml"
-    rendered = dashboards.render(FAST)
+    rendered = dashboards.render(config)
     targets = _targets(rendered, drilled)
     options = LiveOptions(
         short_dir, speed=SPEED, bridge_port_base=0, airlock_port=0, scrape_interval="1s", rpm_ostree=reporting
