@@ -10,7 +10,8 @@ EPILOG = """\
 Runs the `demo` scenario (24 Fedora CoreOS hosts rolling out a release through FleetLock, with
 faults on the way: failing update checks, users blocking a reboot, an agent going down, one
 that stops refreshing) --speed times faster than real time, each host behind its own real
-bridge. Prometheus (Debian's `prometheus`) scrapes them and evaluates the generated recording
+bridge, which reports the host's exact update phase from Zincati and the host's rpm-ostree (on
+a dbus-daemon of its own; --inferred: Zincati alone, the phase inferred by the rules). Prometheus (Debian's `prometheus`) scrapes them and evaluates the generated recording
 rules and alerts, every window scaled by --speed; Alertmanager (`prometheus-alertmanager`) routes
 the alerts to a receiver that prints each one here. Every --progress-every seconds a line shows
 the rollout's progress, the hosts per update phase and the alerts firing. Ctrl-C (or
@@ -33,3 +34,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--airlock-port", type=int, default=19099, help="the FleetLock server's port; 0: any free")
     parser.add_argument("--bridge-port-base", type=int, default=19100, help="host N's bridge port; 0: any free ports")
     parser.add_argument("--dir", type=Path, help="keep the demo's files here (default: a temporary directory)")
+    parser.add_argument(
+        "--inferred",
+        action="store_true",
+        help="hosts expose Zincati's socket alone and the bundle infers each phase (default: each host also runs "
+        "rpm-ostree on a bus of its own and its bridge reports the host's exact phase)",
+    )

@@ -119,6 +119,7 @@ async def _demo(args: argparse.Namespace, scenario: Scenario, ports: Ports, dire
             bridge_port_base=args.bridge_port_base,
             airlock_port=args.airlock_port,
             scrape_interval=config.scrape_interval,
+            rpm_ostree=not args.inferred,
         ),
     )
     receiver = Receiver(out=lambda line: print(line, flush=True))
@@ -232,7 +233,8 @@ def _banner(
         "Ctrl-C stops.\n"
         f"  Prometheus    {prometheus.url}  (pid {prometheus.process.pid}); the rollout views:\n{graph}\n"
         f"  Alertmanager  {alertmanager_server.url}  (pid {alertmanager_server.process.pid})\n"
-        f"  bridges       http://{address}:{bridges}  one per host: /bridge?selector={jobs.AGENT_SELECTOR}, /metrics\n"
+        f"  bridges       http://{address}:{bridges}  one per host: /bridge?selector={jobs.AGENT_SELECTOR}, /metrics"
+        f"{'' if args.inferred else ' (the host reports its own phase: os_update)'}\n"
         f"  airlock       http://{address}:{live.airlock_port}/metrics\n"
         f"  receiver      http://{address}:{ports.receiver}  prints every alert Alertmanager sends, below\n"
         f"  files         {directory}  (the generated bundle, each host's socket and bridge config, the logs)\n"

@@ -46,7 +46,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--rpm-ostree",
         action="store_true",
         help="each host also runs rpm-ostree on a dbus-daemon of its own and reports its update phase "
-        "(its bridge's agent selector is os_update); uds transport only",
+        "(its bridge's agent selector is os_update); uds transport only. With --backfill: the history holds "
+        "the phase families each host's bridge would have served",
     )
     live.add_argument("--address", default="127.0.0.1", help="address bridges and airlock listen on")
     live.add_argument(

@@ -67,7 +67,7 @@ def _backfill(scenario: Scenario, args: argparse.Namespace) -> int:
     if interval <= 0:
         return _fail("--interval: must be positive")
     began = time.perf_counter()
-    history = write_history(scenario, args.backfill, interval=interval)
+    history = write_history(scenario, args.backfill, interval=interval, reported=args.rpm_ostree)
     stats = history.stats
     print(
         f"{args.backfill}: {scenario.fleet.hosts} hosts, {history.scrapes} scrapes each, {stats.samples} samples "

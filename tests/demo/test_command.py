@@ -95,6 +95,18 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.timeout(300)
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if text.encode() in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
 def test_the_demo_runs_alerts_and_leaves_nothing_behind(tmp_path: Path) -> None:
     directory = tmp_path / "demo"
     args = ["demo", "--speed", "60", "--duration", "240", "--progress-every", "5", "--dir", str(directory)]
@@ -116,7 +128,11 @@ def test_the_demo_runs_alerts_and_leaves_nothing_behind(tmp_path: Path) -> None:
 
         def bridge_answers() -> None:
             status, body = _get(f"{bridge.group(1)}/bridge?selector=zincati")
-            assert status == 200 and "zincati_identity_os_info{" in body, (status, body[:200])
+            # The host's own phase, and Zincati's families beside it.
+            assert status == 200 and "zincati_identity_os_info{" in body and "os_update_phase{" in body, (
+                status,
+                body[:200],
+            )
 
         def prometheus_has_the_fleet() -> None:
             query = urllib.parse.quote("count(zincati_identity_os_info)")
@@ -142,6 +158,9 @@ def test_the_demo_runs_alerts_and_leaves_nothing_behind(tmp_path: Path) -> None:
     assert not [pid for pid in pids if _alive(pid)], "a server the demo started is still running"
     assert not [port for port in ports if _listening(port)], "a port the demo opened still listens"
     assert list(directory.rglob("*.sock")) == []
+    # Each host's rpm-ostree ran on a dbus-daemon of its own, started with a config in the
+    # demo's directory: none is left.
+    assert not _processes_mentioning(str(directory)), "a host's dbus-daemon is still running"
     assert (directory / "bundle" / "prometheus" / "rules" / "alerts.yml").exists()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import resource
 import signal
 import subprocess
@@ -159,3 +160,20 @@ def test_too_many_hosts_for_the_open_file_limit_is_one_clear_line(tmp_path: Path
         "raise it (ulimit -Hn) or simulate at most 85 hosts\n"
     )
     assert not (tmp_path / "sim").exists()
+
+
+def test_a_backfill_with_rpm_ostree_holds_what_each_hosts_bridge_reported(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(FAULTS_SCENARIO)
+    out = tmp_path / "history.om"
+    result = simulate("--scenario", str(path), "--backfill", str(out), "--interval", "1m", "--rpm-ostree")
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    # Host 2's agent is down at times: its bridge still answers (up 1), with its phase agent_down.
+    assert 'up{instance="host-0002",job="zincati"} 0 ' not in text
+    phases = {
+        re.search(r'phase="(\w+)"', line).group(1)  # type: ignore[union-attr]
+        for line in text.splitlines()
+        if line.startswith("os_update_phase{") and 'instance="host-0002"' in line
+    }
+    assert {"idle", "rebooted", "agent_down"} <= phases, phases
