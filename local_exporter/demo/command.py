@@ -103,7 +103,8 @@ async def _demo(args: argparse.Namespace, scenario: Scenario, ports: Ports, dire
         ticket_url=f"{receiver_url}/ticket",
         heartbeat_url=f"{receiver_url}/heartbeat",
     )
-    config = BundleConfig(receivers=receivers).scaled(speed)
+    # Every host reports its own phase unless --inferred: the bundle for such a fleet infers none.
+    config = BundleConfig(receivers=receivers, infer_phases=args.inferred).scaled(speed)
     write(directory / "bundle", config)
     _log_bridges_to(directory / "bridges.log")
     stop = stop_on_signals()

@@ -34,6 +34,7 @@ from aiohttp import web
 
 from local_exporter.bridge import config as config_module
 from local_exporter.bridge.app import make_app
+from local_exporter.bridge.sources.os_update import DEFAULT_REBOOTED_FOR
 from local_exporter.common.jobs import AGENT_JOB, AGENT_SELECTOR, AIRLOCK_INSTANCE, AIRLOCK_JOB, BRIDGE_JOB
 from local_exporter.sim import prombus
 from local_exporter.sim.airlock import make_airlock_app
@@ -270,7 +271,7 @@ class LiveFleet:
         numbers = {
             "interval": max(0.2, min(15.0, 15.0 / speed)),
             "agent_interval": 300.0 / speed,
-            "rebooted_for": 3600.0 / speed,
+            "rebooted_for": DEFAULT_REBOOTED_FOR / speed,
             "refresh": 600.0 / speed,
         }
         fields = [f'{key} = "{value}"' for key, value in keys.items()] + [f"{k} = {v:g}" for k, v in numbers.items()]

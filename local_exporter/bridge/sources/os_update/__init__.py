@@ -36,7 +36,9 @@ from local_exporter.common.fields import Table
 
 ZINCATI_SOCKET = "/run/zincati/public/metrics.promsock"
 DEFAULT_INTERVAL = 15.0
-DEFAULT_REBOOTED_FOR = 3600.0
+#: As the bundle's `phase_window`: the rollout views count a host that rebooted into a new
+#: version within it as just updated, and the rolling-update budget as still updating.
+DEFAULT_REBOOTED_FOR = 900.0
 BOOT_RECORD = "/var/lib/local_exporter/boot.json"
 _PATHS = {
     "agent_socket": ZINCATI_SOCKET,
