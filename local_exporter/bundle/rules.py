@@ -122,55 +122,64 @@ def _reported_phase_groups(config: BundleConfig) -> list[Group]:
     """The rollout rules where every host reports its phase (`infer_phases = false`).
 
     Each rule reads one family of the hosts in question, selected by label, and joins nothing
-    per host: the host's phase, boot time and info carry its version and stream. A phase is
-    one rule, its name set as a rule label (idle hosts take theirs from their version's). The
-    phase rules run in one group, at one instant, so their union is one series per host (a
-    host reports one phase; a scrape that fails marks all of it stale). The groups run
-    concurrently and each stays within a second at 100,000 hosts (docs/benchmarks.md); a group
-    reading another's output sees it one evaluation late, a minute at most.
+    per host: the host's phase, boot time and waiting reason carry its version and stream. A
+    phase is one rule, its name set as a rule label (idle hosts take theirs from their
+    version's). The phase rules and the counts of them run in one group, at one instant, so
+    their union is one series per host (a host reports one phase) and the counts add up.
+    A host whose bridge does not answer reports nothing: it has no phase, and is the bridge
+    alerts' and panels' business (OSUpdateBridgeDown). Each group stays within a second at
+    100,000 hosts (docs/benchmarks.md); a group reading another's output sees it one
+    evaluation late, a minute at most, for values that change once per release.
     """
-    fleet, host, agent = config.fleet_labels, config.host_labels, config.agent_selector
+    fleet, agent = config.fleet_labels, config.agent_selector
+    host = config.host_labels
     stream = (*fleet, "stream")
     version = (*stream, "os_version")
-    located = (*host, "stream", "os_version")
-    os_info = selected(names.OS_INFO, agent)
     waiting = selected(names.OS_UPDATE_WAITING, agent, 'reason="reboot_lock"')
 
-    def own(phases: str) -> str:
-        return selected(names.OS_UPDATE_PHASE, agent, f'phase=~"{phases}"')
+    def own(phase: str) -> str:
+        return selected(names.OS_UPDATE_PHASE, agent, f'phase="{phase}"')
 
     def phase(name: str, expr: str) -> Rule:
         return {"record": PHASE, "expr": expr, "labels": {"phase": name}}
 
     interval = config.rollout_rules_interval
-    staged = own("staged|rebooting")
-    # Staged then rebooting shows both until the first's staleness marker in a backfill: `max`
-    # keeps one series per host there.
-    phases = [
-        # A bridge that does not answer serves no phase of its own.
-        phase("down", f"max {by(host)} ({selected(names.UP, agent)} == 0) + 1"),
-        phase("down", own("agent_down")),
-        phase("disabled", own("updates_disabled")),
-        phase("error", own("failing")),
-        phase("waiting_lock", f"max {by(located)} ({staged} and {on(host)} {waiting})"),
-        phase("staged", f"max {by(located)} ({staged} unless {on(host)} {waiting})"),
-        phase("staging", own("downloading")),
-        phase("rebooted", own("rebooted")),
-    ]
     # An idle host takes its phase from its version's (IDLE_PHASE): one read of the idle hosts
     # and a lookup in a vector of a few versions, instead of reading them twice.
-    idle = f"{own('idle|dead_end')}\n* {on(version)} group_left(phase) ({IDLE_PHASE} * 0 + 1)"
+    idle = own("idle|dead_end").replace('phase="', 'phase=~"')
     idle_phase = (
         f'label_replace({HOSTS_BY_VERSION} and {on(version)} {NEWEST}, "phase", "up_to_date", "", "")\n'
         f'or label_replace({HOSTS_BY_VERSION} unless {on(version)} {NEWEST}, "phase", "checking", "", "")'
     )
+    phases = [
+        phase("down", own("agent_down")),
+        phase("disabled", own("updates_disabled")),
+        phase("error", own("failing")),
+        # The waiting reason is there only while staged.
+        phase("waiting_lock", f"max without (reason) ({waiting})"),
+        phase("staged", f"{own('staged')} unless {on(host)} {waiting}"),
+        phase("staged", own("rebooting")),
+        phase("staging", own("downloading")),
+        phase("rebooted", own("rebooted")),
+        {"record": PHASE, "expr": f"{idle}\n* {on(version)} group_left(phase) ({IDLE_PHASE} * 0 + 1)"},
+    ]
+    counts = [
+        {"record": HOSTS_BY_PHASE_VERSION, "expr": f"count {by((*fleet, 'phase', 'stream', 'os_version'))} ({PHASE})"},
+        {"record": HOSTS_BY_PHASE, "expr": f"sum {by((*fleet, 'phase'))} ({HOSTS_BY_PHASE_VERSION})"},
+    ]
     return [
         {
             "name": "local-exporter-versions",
             "interval": interval,
             "rules": [
-                {"record": HOSTS_BY_VERSION, "expr": f"count {by(version)} ({os_info})"},
+                {"record": HOSTS_BY_VERSION, "expr": f"count {by(version)} ({selected(names.OS_INFO, agent)})"},
                 {"record": HOSTS_BY_STREAM, "expr": f"sum {by(stream)} ({HOSTS_BY_VERSION})"},
+            ],
+        },
+        {
+            "name": "local-exporter-newest",
+            "interval": interval,
+            "rules": [
                 # The host's boot time, labelled with what it booted.
                 {
                     "record": VERSION_FIRST_BOOT,
@@ -180,21 +189,7 @@ def _reported_phase_groups(config: BundleConfig) -> list[Group]:
                 {"record": IDLE_PHASE, "expr": idle_phase},
             ],
         },
-        # Every phase rule in one group: they are evaluated at one instant, so their union is
-        # one phase per host at any time (groups run at different instants).
-        {"name": "local-exporter-phase", "interval": interval, "rules": [*phases, {"record": PHASE, "expr": idle}]},
-        {
-            "name": "local-exporter-phase-counts",
-            "interval": interval,
-            "rules": [
-                # The bridges that do not answer have no version: counted under "".
-                {
-                    "record": HOSTS_BY_PHASE_VERSION,
-                    "expr": f"count {by((*fleet, 'phase', 'stream', 'os_version'))} ({PHASE})",
-                },
-                {"record": HOSTS_BY_PHASE, "expr": f"sum {by((*fleet, 'phase'))} ({HOSTS_BY_PHASE_VERSION})"},
-            ],
-        },
+        {"name": "local-exporter-phase", "interval": interval, "rules": phases + counts},
     ]
 
 

@@ -11,8 +11,9 @@ Runs the `demo` scenario (24 Fedora CoreOS hosts rolling out a release through F
 faults on the way: failing update checks, users blocking a reboot, an agent going down, one
 that stops refreshing) --speed times faster than real time, each host behind its own real
 bridge, which reports the host's exact update phase from Zincati and the host's rpm-ostree (on
-a dbus-daemon of its own; --inferred: Zincati alone, the phase inferred by the rules). Prometheus (Debian's `prometheus`) scrapes them and evaluates the generated recording
-rules and alerts, every window scaled by --speed; Alertmanager (`prometheus-alertmanager`) routes
+a dbus-daemon of its own; --inferred: Zincati alone, the phase inferred by the rules).
+Prometheus (Debian's `prometheus`) scrapes them and evaluates the generated recording rules
+and alerts, every window scaled by --speed; Alertmanager (`prometheus-alertmanager`) routes
 the alerts to a receiver that prints each one here. Every --progress-every seconds a line shows
 the rollout's progress, the hosts per update phase and the alerts firing. Ctrl-C (or
 --duration) stops everything and removes what it made (a --dir is kept, its sockets removed).

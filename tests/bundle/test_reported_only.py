@@ -11,12 +11,15 @@ from typing import Any
 
 import yaml
 
+from local_exporter.agents import os_update
 from local_exporter.bundle import rules
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.generate import write
+from local_exporter.bundle.promql import metric_names
 from tests.support.prometheus import PROMTOOL
 
 CONFIG = BundleConfig(infer_phases=False)
+REPORTED = {os_update.PHASE, os_update.WAITING, rules.IDLE_PHASE}
 
 
 VERSIONS: dict[str, str] = {}
@@ -59,10 +62,9 @@ def test_the_phase_is_the_reported_one_and_nothing_is_inferred(tmp_path: Path) -
     phase_rules = [
         r["expr"] for g in rules.recording_rules(CONFIG) for r in g["rules"] if r.get("record") == rules.PHASE
     ]
-    # The inference reads Zincati's counters; no phase rule reads any, and all but the one for
-    # bridges that do not answer read the reported phase.
-    assert not any("zincati_" in expr for expr in phase_rules)
-    assert sum("os_update_phase" not in expr for expr in phase_rules) == 1
+    # The inference reads Zincati's counters and `up`; each phase rule reads only what hosts
+    # report (their phase, or why a staged one waits).
+    assert phase_rules and all(metric_names(expr) <= REPORTED for expr in phase_rules), phase_rules
     series = [
         # 40.2 is the newest: its first host booted last.
         *_host("h-idle-newest", "40.2", 600, "idle"),
@@ -76,10 +78,11 @@ def test_the_phase_is_the_reported_one_and_nothing_is_inferred(tmp_path: Path) -
         *_host("h-rebooting", "40.1", 0, "rebooting"),
         *_host("h-staged", "40.1", 0, "staged"),
         *_host("h-waiting", "40.1", 0, "staged"),
-        # A bridge that does not answer: no phase of its own, so down.
+        # A bridge that does not answer reports nothing: no phase (the bridge alerts page).
         {"series": 'up{job="zincati", instance="h-bridge-gone"}', "values": "0+0x30"},
         {
-            "series": 'os_update_waiting_info{job="zincati", instance="h-waiting", reason="reboot_lock"}',
+            "series": 'os_update_waiting_info{job="zincati", instance="h-waiting", reason="reboot_lock", '
+            'stream="stable", os_version="40.1"}',
             "values": "1+0x30",
         },
         # Zincati's socket alone, its counters moving: no phase without the inference.
@@ -101,7 +104,6 @@ def test_the_phase_is_the_reported_one_and_nothing_is_inferred(tmp_path: Path) -
         _expected("h-rebooting", "staged"),
         _expected("h-staged", "staged"),
         _expected("h-waiting", "waiting_lock"),
-        _expected("h-bridge-gone", "down"),
     ]
     counts = {rules.HOSTS_BY_STREAM: 12, rules.HOSTS_ON_NEWEST: 2}
     test = {
@@ -122,24 +124,25 @@ def test_the_phase_is_the_reported_one_and_nothing_is_inferred(tmp_path: Path) -
                         for name, count in counts.items()
                     ),
                     # Counted per phase and version without a join (the phase carries the
-                    # version); a bridge that does not answer has none.
+                    # version).
                     {
-                        "expr": f'{rules.HOSTS_BY_PHASE}{{phase=~"down|staged"}}',
+                        "expr": f'{rules.HOSTS_BY_PHASE}{{phase=~"checking|staged|waiting_lock"}}',
                         "eval_time": "30m",
                         "exp_samples": [
-                            {"labels": f'{rules.HOSTS_BY_PHASE}{{job="zincati", phase="{p}"}}', "value": 2}
-                            for p in ("down", "staged")
+                            {"labels": f'{rules.HOSTS_BY_PHASE}{{job="zincati", phase="{p}"}}', "value": n}
+                            for p, n in (("checking", 2), ("staged", 2), ("waiting_lock", 1))
                         ],
                     },
                     {
-                        "expr": f'{rules.HOSTS_BY_PHASE_VERSION}{{phase="down"}}',
+                        "expr": f'{rules.HOSTS_BY_PHASE_VERSION}{{phase=~"up_to_date|rebooted"}}',
                         "eval_time": "30m",
                         "exp_samples": [
                             {
-                                "labels": f'{rules.HOSTS_BY_PHASE_VERSION}{{job="zincati", phase="down"{v}}}',
+                                "labels": f'{rules.HOSTS_BY_PHASE_VERSION}{{job="zincati", phase="{p}", '
+                                'os_version="40.2", stream="stable"}',
                                 "value": 1,
                             }
-                            for v in ("", ', os_version="40.1", stream="stable"')
+                            for p in ("up_to_date", "rebooted")
                         ],
                     },
                 ],
@@ -204,7 +207,7 @@ def test_the_alerts_read_what_hosts_report(tmp_path: Path) -> None:
         {"series": 'up{job="zincati", instance="h-bridge-gone"}', "values": f"0+0x{HOURS * 60}"},
     ]
     firing = {
-        "AgentDown": ["h-bridge-gone", "h-down"],
+        "AgentDown": ["h-down"],
         "ChecksFailing": ["h-checks"],
         "RebootPending": ["h-staged"],
         "BootedDeadEnd": ["h-dead-end"],

@@ -38,7 +38,11 @@ def _phases(hours: float = 3.0) -> dict[int, list[tuple[float, str, dict[str, st
             text = reporters[host.index].render(host, fleet.render(host.index), 1_700_000_000 + t).decode()
             phases = re.findall(r'^os_update_phase\{[^}]*\bphase="(\w+)"[^}]*\} 1', text, re.M)
             assert len(phases) == 1, text  # exactly one phase at every read
-            details = dict(re.findall(r'^os_update_(target|waiting|failure)_info\{\w+="([^"]+)"\} 1', text, re.M))
+            details = dict(
+                re.findall(
+                    r'^os_update_(target|waiting|failure)_info\{[^}]*\b(?:version|reason|kind)="([^"]+)"', text, re.M
+                )
+            )
             seen[host.index].append((t, phases[0], details))
         t += READ_EVERY
     return seen

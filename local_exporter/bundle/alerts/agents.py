@@ -178,11 +178,11 @@ def _reported_alerts(config: BundleConfig) -> list[Alert]:
     return [
         replace(
             kept["AgentDown"],
-            # The recorded phase: `down` is the reported agent_down, or a bridge that does not
-            # answer (the phase rule reads `up` once a minute, this alert every evaluation).
+            # The recorded phase `down`: the host reports agent_down. A bridge that does not
+            # answer at all is OSUpdateBridgeDown's.
             expr=f'max {by(host)} ({rules.PHASE}{{phase="down"}})',
-            description="The bridge on {{ $labels.instance }} cannot read Zincati (agent stopped or stuck, socket "
-            "gone), or does not answer at all.",
+            description="The bridge on {{ $labels.instance }} cannot read Zincati: the agent stopped or stopped "
+            "ticking, or its socket is gone.",
         ),
         replace(
             kept["ChecksFailing"],

@@ -305,7 +305,7 @@ def families(snapshot: Snapshot) -> list[Family]:
     if verdict.target:
         target.add(1, version=verdict.target)
     if verdict.waiting:
-        waiting.add(1, reason=verdict.waiting)
+        waiting.add(1, reason=verdict.waiting, **where)
     if verdict.failure:
         failure.add(1, kind=verdict.failure)
     out = [

@@ -92,7 +92,9 @@ async def test_a_staged_update_waiting_for_a_reboot_slot(aiohttp_client, dbus_bu
         assert found["zincati_update_agent_updates_enabled"] == [({}, 1.0)]
         # The reboot semaphore is full: the next ticks fail pre-reboot with airlock's failed_lock.
         agent.tick(time.time(), Environment(pre_reboot_error="failed_lock"))
-        found = await _until(client, names.WAITING, [({"reason": "reboot_lock"}, 1.0)])
+        found = await _until(
+            client, names.WAITING, [({"os_version": OLD.version, "reason": "reboot_lock", "stream": "stable"}, 1.0)]
+        )
         assert found[names.PHASE] == _phase("staged", OLD.version)
     finally:
         await service.close()
