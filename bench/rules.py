@@ -80,7 +80,9 @@ def case(hosts: int, minutes: float, interval: float, evaluations: int, port: in
             files = sorted(str(path) for path in (directory / "bundle" / "prometheus" / "rules").glob("*.yml"))
         config = {"global": {"evaluation_interval": f"{EVALUATION_INTERVAL}s"}, "rule_files": files}
         server = start_prometheus(directory, port, config)
-        time.sleep(EVALUATION_INTERVAL * evaluations)
+        # At least three rounds of the groups that run every `rollout_rules_interval` (a minute),
+        # which read one another's output one round late.
+        time.sleep(max(EVALUATION_INTERVAL * evaluations, 3 * 60 + 5))
         hosts_seen = series_count(port, "zincati_identity_os_info")
         if hosts_seen == 0:
             return [

@@ -155,8 +155,9 @@ def _reported_phase_groups(config: BundleConfig) -> list[Group]:
         phase("down", own("agent_down")),
         phase("disabled", own("updates_disabled")),
         phase("error", own("failing")),
-        # The waiting reason is there only while staged.
-        phase("waiting_lock", f"max without (reason) ({waiting})"),
+        # The waiting reason is there only while staged; its `reason` label stays on the phase
+        # series (dropping it would cost an aggregation of every waiting host).
+        phase("waiting_lock", waiting),
         phase("staged", f"{own('staged')} unless {on(host)} {waiting}"),
         phase("staged", own("rebooting")),
         phase("staging", own("downloading")),
