@@ -158,7 +158,8 @@ def _reported_phase_groups(config: BundleConfig) -> list[Group]:
         # The waiting reason is there only while staged; its `reason` label stays on the phase
         # series (dropping it would cost an aggregation of every waiting host).
         phase("waiting_lock", waiting),
-        phase("staged", f"{own('staged')} unless {on(host)} {waiting}"),
+        # Unless waiting, as just recorded above: the group's own output, already in memory.
+        phase("staged", f'{own("staged")} unless {on(host)} {PHASE}{{phase="waiting_lock"}}'),
         phase("staged", own("rebooting")),
         phase("staging", own("downloading")),
         phase("rebooted", own("rebooted")),

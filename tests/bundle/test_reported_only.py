@@ -19,7 +19,7 @@ from local_exporter.bundle.promql import metric_names
 from tests.support.prometheus import PROMTOOL
 
 CONFIG = BundleConfig(infer_phases=False)
-REPORTED = {os_update.PHASE, os_update.WAITING, rules.IDLE_PHASE}
+REPORTED = {os_update.PHASE, os_update.WAITING, rules.IDLE_PHASE, rules.PHASE}
 
 
 VERSIONS: dict[str, str] = {}
