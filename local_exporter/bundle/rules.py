@@ -152,17 +152,14 @@ def _reported_phase_groups(config: BundleConfig) -> list[Group]:
         f'or label_replace({HOSTS_BY_VERSION} unless {on(version)} {NEWEST}, "phase", "checking", "", "")'
     )
     phases = [
-        phase("down", own("agent_down")),
-        phase("disabled", own("updates_disabled")),
-        phase("error", own("failing")),
+        # The one-to-one mappings, as in the union rule (REPORTED_PHASES).
+        *(phase(mapped, own(reported)) for reported, mapped in REPORTED_PHASES.items()),
         # The waiting reason is there only while staged; its `reason` label stays on the phase
         # series (dropping it would cost an aggregation of every waiting host).
         phase("waiting_lock", waiting),
         # Unless waiting, as just recorded above: the group's own output, already in memory.
         phase("staged", f'{own("staged")} unless {on(host)} {PHASE}{{phase="waiting_lock"}}'),
         phase("staged", own("rebooting")),
-        phase("staging", own("downloading")),
-        phase("rebooted", own("rebooted")),
         {"record": PHASE, "expr": f"{idle}\n* {on(version)} group_left(phase) ({IDLE_PHASE} * 0 + 1)"},
     ]
     counts = [
