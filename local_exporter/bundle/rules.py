@@ -68,8 +68,9 @@ BRIDGE_REQUESTS_RATE = "cluster_selector_outcome:local_exporter_bridge_requests:
 WAITING_BY_REASON = "cluster_reason:os_update_waiting_info:count"
 FAILING_BY_KIND = "cluster_kind:os_update_failure_info:count"
 TARGETS_BY_VERSION = "cluster_version:os_update_target_info:count"
-#: Per version, the phase an idle host on it is in: up_to_date on the newest, else checking.
-IDLE_PHASE = "cluster_stream_os_version:local_exporter_idle_phase:info"
+#: Where every host reports (`infer_phases = false`): hosts per phase in their own words (and
+#: staged ones waiting for a reboot slot, with `reason`), per stream and version.
+OWN_PHASES = "cluster_phase_os_version:os_update_phase:count"
 BRIDGES_UP = "cluster:local_exporter_bridge_up:sum"
 BRIDGES = "cluster:local_exporter_bridge_up:count"
 
@@ -121,51 +122,46 @@ def recording_rules(config: BundleConfig) -> list[Group]:
 def _reported_phase_groups(config: BundleConfig) -> list[Group]:
     """The rollout rules where every host reports its phase (`infer_phases = false`).
 
-    Each rule reads one family of the hosts in question, selected by label, and joins nothing
-    per host: the host's phase, boot time and waiting reason carry its version and stream. A
-    phase is one rule, its name set as a rule label (idle hosts take theirs from their
-    version's). The phase rules and the counts of them run in one group, at one instant, so
-    their union is one series per host (a host reports one phase) and the counts add up.
-    A host whose bridge does not answer reports nothing: it has no phase, and is the bridge
-    alerts' and panels' business (OSUpdateBridgeDown). Each group stays within a second at
-    100,000 hosts (docs/benchmarks.md); a group reading another's output sees it one
+    Nothing is recorded per host: the host's own `os_update_phase` is its phase series (the
+    host dashboard maps it onto PHASES at query time, `reported_host_phase`). The phases are
+    counted in the hosts' own words, per version, in one query, so the counts are one
+    snapshot of the TSDB (a rule of its own per phase read a host that changed phase in between
+    twice); the bundle's phases are then mapped from that small vector. The phase and the boot
+    time carry the booted version and stream, so nothing joins every host's series with
+    another. A host whose bridge does not answer reports nothing: it has no phase, and is the
+    bridge alerts' and panels' business (OSUpdateBridgeDown). Each group stays within a second
+    at 100,000 hosts (docs/benchmarks.md); a group reading another's output sees it one
     evaluation late, a minute at most, for values that change once per release.
     """
     fleet, agent = config.fleet_labels, config.agent_selector
-    host = config.host_labels
     stream = (*fleet, "stream")
     version = (*stream, "os_version")
     waiting = selected(names.OS_UPDATE_WAITING, agent, 'reason="reboot_lock"')
-
-    def own(phase: str) -> str:
-        return selected(names.OS_UPDATE_PHASE, agent, f'phase="{phase}"')
-
-    def phase(name: str, expr: str) -> Rule:
-        return {"record": PHASE, "expr": expr, "labels": {"phase": name}}
-
-    interval = config.rollout_rules_interval
-    # An idle host takes its phase from its version's (IDLE_PHASE): one read of the idle hosts
-    # and a lookup in a vector of a few versions, instead of reading them twice.
-    idle = own("idle|dead_end").replace('phase="', 'phase=~"')
-    idle_phase = (
-        f'label_replace({HOSTS_BY_VERSION} and {on(version)} {NEWEST}, "phase", "up_to_date", "", "")\n'
-        f'or label_replace({HOSTS_BY_VERSION} unless {on(version)} {NEWEST}, "phase", "checking", "", "")'
+    own_counts = (
+        f"count {by((*fleet, 'phase', 'stream', 'os_version'))} ({selected(names.OS_UPDATE_PHASE, agent)})\n"
+        # Staged hosts waiting for a reboot slot, apart: the reason is a series of its own.
+        f"or label_replace(count {by((*fleet, 'reason', 'stream', 'os_version'))} ({waiting}), "
+        '"phase", "staged", "", "")'
     )
-    phases = [
+
+    def reported(phases: str) -> str:
+        return f'sum {by(version)} ({OWN_PHASES}{{phase=~"{phases}", reason=""}})'
+
+    def phase(name: str, expr: str) -> str:
+        return f'label_replace({expr}, "phase", "{name}", "", "")'
+
+    waiting_lock = f'sum {by(version)} ({OWN_PHASES}{{reason="reboot_lock"}})'
+    staged = reported("staged|rebooting")
+    mapped = [
         # The one-to-one mappings, as in the union rule (REPORTED_PHASES).
-        *(phase(mapped, own(reported)) for reported, mapped in REPORTED_PHASES.items()),
-        # The waiting reason is there only while staged; its `reason` label stays on the phase
-        # series (dropping it would cost an aggregation of every waiting host).
-        phase("waiting_lock", waiting),
-        # Unless waiting, as just recorded above: the group's own output, already in memory.
-        phase("staged", f'{own("staged")} unless {on(host)} {PHASE}{{phase="waiting_lock"}}'),
-        phase("staged", own("rebooting")),
-        {"record": PHASE, "expr": f"{idle}\n* {on(version)} group_left(phase) ({IDLE_PHASE} * 0 + 1)"},
+        *(phase(mapped, reported(own)) for own, mapped in REPORTED_PHASES.items()),
+        phase("waiting_lock", waiting_lock),
+        # Rebooting is still staged; the waiting ones are among the staged (one snapshot).
+        phase("staged", f"({staged} - ({waiting_lock} or {staged} * 0)) > 0"),
+        phase("up_to_date", f"{reported('idle|dead_end')} and {on(version)} {NEWEST}"),
+        phase("checking", f"{reported('idle|dead_end')} unless {on(version)} {NEWEST}"),
     ]
-    counts = [
-        {"record": HOSTS_BY_PHASE_VERSION, "expr": f"count {by((*fleet, 'phase', 'stream', 'os_version'))} ({PHASE})"},
-        {"record": HOSTS_BY_PHASE, "expr": f"sum {by((*fleet, 'phase'))} ({HOSTS_BY_PHASE_VERSION})"},
-    ]
+    interval = config.rollout_rules_interval
     return [
         {
             "name": "local-exporter-versions",
@@ -185,11 +181,39 @@ def _reported_phase_groups(config: BundleConfig) -> list[Group]:
                     "expr": f"min {by(version)} ({selected(names.OS_UPDATE_BOOT, agent)})",
                 },
                 *_newest_rules(config),
-                {"record": IDLE_PHASE, "expr": idle_phase},
             ],
         },
-        {"name": "local-exporter-phase", "interval": interval, "rules": phases + counts},
+        {
+            "name": "local-exporter-phase",
+            "interval": interval,
+            "rules": [
+                {"record": OWN_PHASES, "expr": own_counts},
+                {"record": HOSTS_BY_PHASE_VERSION, "expr": "\nor ".join(mapped)},
+                {"record": HOSTS_BY_PHASE, "expr": f"sum {by((*fleet, 'phase'))} ({HOSTS_BY_PHASE_VERSION})"},
+            ],
+        },
     ]
+
+
+def reported_host_phases(config: BundleConfig, matchers: str) -> dict[str, str]:
+    """Per phase of PHASES, the hosts (of `matchers`) in it by their own report, one series of
+    value 1 each: where every host reports (`infer_phases = false`), what a phase rule would
+    record, computed for the few hosts a panel shows. `stale` is not among them: the host
+    judges a stalled agent `agent_down` (down)."""
+    host = config.host_labels
+    version = (*config.fleet_labels, "stream", "os_version")
+
+    def own(phases: str) -> str:
+        return selected(names.OS_UPDATE_PHASE, matchers, f'phase=~"{phases}"')
+
+    waiting = selected(names.OS_UPDATE_WAITING, matchers, 'reason="reboot_lock"')
+    return {
+        **{mapped: own(reported) for reported, mapped in REPORTED_PHASES.items()},
+        "waiting_lock": waiting,
+        "staged": f"{own('staged|rebooting')} unless {on(host)} {waiting}",
+        "up_to_date": f"{own('idle|dead_end')} and {on(version)} {NEWEST}",
+        "checking": f"{own('idle|dead_end')} unless {on(version)} {NEWEST}",
+    }
 
 
 def _reported_group(config: BundleConfig) -> Group:

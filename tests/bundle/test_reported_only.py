@@ -1,7 +1,8 @@
-"""`infer_phases = false`: where every host reports its own phase, the phase rule maps the
-reported phases and infers nothing (a host that exposes Zincati's socket alone gets no phase),
-and the per-host alerts read what the hosts report. promtool unit tests on rules generated with
-that config, each alert firing and silent."""
+"""`infer_phases = false`: where every host reports its own phase, nothing is inferred (a host
+that exposes Zincati's socket alone gets no phase) and nothing is recorded per host: the
+counts per phase map the reported phases, the host dashboard maps one host's at query time,
+and the per-host alerts read what the hosts report. promtool unit tests on rules generated
+with that config, each alert firing and silent."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ import yaml
 from local_exporter.agents import os_update
 from local_exporter.bundle import rules
 from local_exporter.bundle.config import BundleConfig
+from local_exporter.bundle.dashboards import common, host
 from local_exporter.bundle.generate import write
 from local_exporter.bundle.promql import metric_names
 from tests.support.prometheus import PROMTOOL
 
 CONFIG = BundleConfig(infer_phases=False)
-REPORTED = {os_update.PHASE, os_update.WAITING, rules.IDLE_PHASE, rules.PHASE}
+REPORTED = {os_update.PHASE, os_update.WAITING, rules.OWN_PHASES, rules.NEWEST}
 
 
 VERSIONS: dict[str, str] = {}
@@ -52,20 +54,38 @@ def _host(name: str, version: str, started: int, phase: str | None) -> list[dict
     return series
 
 
-def _expected(name: str, phase: str, extra: str = "") -> dict[str, object]:
-    where = f', os_version="{VERSIONS[name]}", stream="stable"' if name in VERSIONS else ""
-    labels = f'instance="{name}", job="zincati", phase="{phase}"{extra}{where}'
-    return {"labels": f"{rules.PHASE}{{{labels}}}", "value": 1}
+def _waiting(name: str) -> dict[str, str]:
+    return {
+        "series": f'os_update_waiting_info{{job="zincati", instance="{name}", reason="reboot_lock", '
+        f'stream="stable", os_version="{VERSIONS[name]}"}}',
+        "values": "1+0x30",
+    }
+
+
+def _on_the_host_dashboard(name: str, phase: str | None) -> dict[str, object]:
+    """The host dashboard's phase of host `name`: the number of `phase`, or nothing."""
+    matchers = f'instance="{name}"'
+    expr = f"max({host.phase_number(CONFIG, matchers)})"
+    samples = [] if phase is None else [{"labels": "{}", "value": common.phase_code(phase)}]
+    return {"expr": expr, "eval_time": "30m", "exp_samples": samples}
+
+
+def _counted(name: str, labels: str, count: int) -> dict[str, object]:
+    return {
+        "expr": f"{name}{{{labels}}}",
+        "eval_time": "30m",
+        "exp_samples": [{"labels": f'{name}{{job="zincati", {labels}}}', "value": count}],
+    }
 
 
 def test_the_phase_is_the_reported_one_and_nothing_is_inferred(tmp_path: Path) -> None:
     write(tmp_path, CONFIG)
-    phase_rules = [
-        r["expr"] for g in rules.recording_rules(CONFIG) for r in g["rules"] if r.get("record") == rules.PHASE
-    ]
-    # The inference reads Zincati's counters and `up`; each phase rule reads only what hosts
-    # report (their phase, or why a staged one waits).
-    assert phase_rules and all(metric_names(expr) <= REPORTED for expr in phase_rules), phase_rules
+    recorded = {r["record"]: r["expr"] for g in rules.recording_rules(CONFIG) for r in g["rules"]}
+    assert rules.PHASE not in recorded, "nothing is recorded per host"
+    # The inference reads Zincati's counters and `up`; the phase counts read only what hosts
+    # report (their phase, or why a staged one waits), and the newest version.
+    for name in (rules.OWN_PHASES, rules.HOSTS_BY_PHASE_VERSION):
+        assert metric_names(recorded[name]) <= REPORTED, recorded[name]
     series = [
         # 40.2 is the newest: its first host booted last.
         *_host("h-idle-newest", "40.2", 600, "idle"),
@@ -79,13 +99,12 @@ def test_the_phase_is_the_reported_one_and_nothing_is_inferred(tmp_path: Path) -
         *_host("h-rebooting", "40.1", 0, "rebooting"),
         *_host("h-staged", "40.1", 0, "staged"),
         *_host("h-waiting", "40.1", 0, "staged"),
+        _waiting("h-waiting"),
+        # Every staged host of 40.2 waits: no staged count of 40.2 (not a zero, not negative).
+        *_host("h-waiting-newest", "40.2", 600, "staged"),
+        _waiting("h-waiting-newest"),
         # A bridge that does not answer reports nothing: no phase (the bridge alerts page).
         {"series": 'up{job="zincati", instance="h-bridge-gone"}', "values": "0+0x30"},
-        {
-            "series": 'os_update_waiting_info{job="zincati", instance="h-waiting", reason="reboot_lock", '
-            'stream="stable", os_version="40.1"}',
-            "values": "1+0x30",
-        },
         # Zincati's socket alone, its counters moving: no phase without the inference.
         *_host("h-zincati-only", "40.1", 0, None),
         {
@@ -93,21 +112,24 @@ def test_the_phase_is_the_reported_one_and_nothing_is_inferred(tmp_path: Path) -
             "values": "0+1x30",
         },
     ]
-    expected = [
-        _expected("h-idle-newest", "up_to_date"),
-        _expected("h-idle-behind", "checking"),
-        _expected("h-dead-end", "checking"),
-        _expected("h-failing", "error"),
-        _expected("h-down", "down"),
-        _expected("h-disabled", "disabled"),
-        _expected("h-downloading", "staging"),
-        _expected("h-rebooted", "rebooted"),
-        _expected("h-rebooting", "staged"),
-        _expected("h-staged", "staged"),
-        # The waiting reason's own label stays on (dropping it would cost an aggregation).
-        _expected("h-waiting", "waiting_lock", ', reason="reboot_lock"'),
-    ]
-    counts = {rules.HOSTS_BY_STREAM: 12, rules.HOSTS_ON_NEWEST: 2}
+    expected = {
+        "h-idle-newest": "up_to_date",
+        "h-idle-behind": "checking",
+        "h-dead-end": "checking",
+        "h-failing": "error",
+        "h-down": "down",
+        "h-disabled": "disabled",
+        "h-downloading": "staging",
+        "h-rebooted": "rebooted",
+        "h-rebooting": "staged",
+        "h-staged": "staged",
+        "h-waiting": "waiting_lock",
+        "h-waiting-newest": "waiting_lock",
+        "h-bridge-gone": None,
+        "h-zincati-only": None,
+    }
+    per_phase = {"checking": 2, "staged": 2, "waiting_lock": 2, "up_to_date": 1, "error": 1}
+    newest = 'stream="stable", os_version="40.2"'
     test = {
         "rule_files": ["prometheus/rules/recording.yml"],
         "evaluation_interval": "1m",
@@ -116,36 +138,24 @@ def test_the_phase_is_the_reported_one_and_nothing_is_inferred(tmp_path: Path) -
                 "interval": "1m",
                 "input_series": series,
                 "promql_expr_test": [
-                    {"expr": rules.PHASE, "eval_time": "30m", "exp_samples": expected},
-                    *(
-                        {
-                            "expr": name,
-                            "eval_time": "30m",
-                            "exp_samples": [{"labels": f'{name}{{job="zincati", stream="stable"}}', "value": count}],
-                        }
-                        for name, count in counts.items()
-                    ),
-                    # Counted per phase and version without a join (the phase carries the
-                    # version).
+                    *(_on_the_host_dashboard(name, phase) for name, phase in expected.items()),
+                    _counted(rules.HOSTS_BY_STREAM, 'stream="stable"', 13),
+                    _counted(rules.HOSTS_ON_NEWEST, 'stream="stable"', 3),
+                    *(_counted(rules.HOSTS_BY_PHASE, f'phase="{p}"', n) for p, n in per_phase.items()),
+                    # Every reporting host counted once; the other two have no phase.
                     {
-                        "expr": f'{rules.HOSTS_BY_PHASE}{{phase=~"checking|staged|waiting_lock"}}',
+                        "expr": f"sum({rules.HOSTS_BY_PHASE})",
                         "eval_time": "30m",
-                        "exp_samples": [
-                            {"labels": f'{rules.HOSTS_BY_PHASE}{{job="zincati", phase="{p}"}}', "value": n}
-                            for p, n in (("checking", 2), ("staged", 2), ("waiting_lock", 1))
-                        ],
+                        "exp_samples": [{"labels": "{}", "value": 12}],
                     },
+                    *(
+                        _counted(rules.HOSTS_BY_PHASE_VERSION, f'phase="{p}", {newest}', 1)
+                        for p in ("up_to_date", "rebooted", "waiting_lock")
+                    ),
                     {
-                        "expr": f'{rules.HOSTS_BY_PHASE_VERSION}{{phase=~"up_to_date|rebooted"}}',
+                        "expr": f'{rules.HOSTS_BY_PHASE_VERSION}{{phase="staged", {newest}}}',
                         "eval_time": "30m",
-                        "exp_samples": [
-                            {
-                                "labels": f'{rules.HOSTS_BY_PHASE_VERSION}{{job="zincati", phase="{p}", '
-                                'os_version="40.2", stream="stable"}',
-                                "value": 1,
-                            }
-                            for p in ("up_to_date", "rebooted")
-                        ],
+                        "exp_samples": [],
                     },
                 ],
             }

@@ -178,9 +178,9 @@ def _reported_alerts(config: BundleConfig) -> list[Alert]:
     return [
         replace(
             kept["AgentDown"],
-            # The recorded phase `down`: the host reports agent_down. A bridge that does not
-            # answer at all is OSUpdateBridgeDown's.
-            expr=f'max {by(host)} ({rules.PHASE}{{phase="down"}})',
+            # The host reports agent_down. A bridge that does not answer at all is
+            # OSUpdateBridgeDown's.
+            expr=in_phase("agent_down"),
             description="The bridge on {{ $labels.instance }} cannot read Zincati: the agent stopped or stopped "
             "ticking, or its socket is gone.",
         ),

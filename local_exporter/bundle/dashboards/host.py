@@ -20,8 +20,23 @@ from local_exporter.bundle.dashboards.style import (
     timeseries,
     value_mappings,
 )
+from local_exporter.bundle.rules import selected
 
 SLUG = "host"
+
+
+def phase_number(config: BundleConfig, matchers: str) -> str:
+    """One series whose value is the phase's number, so that the timeline is one row of states.
+    Where every host reports (`infer_phases = false`) no phase is recorded per host: the host's
+    own is mapped here, for the one host shown."""
+
+    if config.infer_phases:
+        in_phase = {phase: selected(rules.PHASE, matchers, f'phase="{phase}"') for phase in rules.PHASES}
+    else:
+        in_phase = rules.reported_host_phases(config, matchers)
+    return "\nor\n".join(
+        f"max({in_phase[phase]}) * {common.phase_code(phase)}" for phase in rules.PHASES if phase in in_phase
+    )
 
 
 def dashboard(config: BundleConfig) -> Dashboard:
@@ -31,11 +46,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
         grouping = f" by ({by})" if by else ""
         return f"sum{grouping} (increase({metric}{host}[$__rate_interval]))"
 
-    # One series whose value is the phase's number, so that the timeline is one row of states.
-    in_phase = {phase: common.host(config, f'phase="{phase}"') for phase in rules.PHASES}
-    phase_number = "\nor\n".join(
-        f"max({rules.PHASE}{in_phase[phase]}) * {common.phase_code(phase)}" for phase in rules.PHASES
-    )
+    number = phase_number(config, common.host(config)[1:-1])
     phase_mappings = value_mappings(
         (common.phase_code(phase), title, colour) for phase, (title, colour, _) in common.PHASE_STYLE.items()
     )
@@ -44,7 +55,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "Phase",
             "The host's update phase at the last evaluation of the rules.",
             "none",
-            [Query(f"({phase_number})", instant=True)],
+            [Query(f"({number})", instant=True)],
             mappings=phase_mappings,
             width=6,
         ),
@@ -144,7 +155,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "Phase over time",
             "The host's update phase at each evaluation of the rules.",
             "none",
-            [Query(phase_number, legend="phase")],
+            [Query(number, legend="phase")],
             mappings=phase_mappings,
             height=4,
         ),
