@@ -4,9 +4,12 @@ however it ends (dbus-next leaves its socket open on some paths)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from dbus_next.aio.message_bus import MessageBus
 from dbus_next.constants import NameFlag, RequestNameReply
+from dbus_next.message import Message
 
 
 class NameNotOwned(RuntimeError):
@@ -64,3 +67,25 @@ def close_socket(bus: MessageBus) -> None:
 def retrieve(future: asyncio.Future[None]) -> None:
     if not future.cancelled():
         future.exception()
+
+
+class Service(Protocol):
+    def handle(self, msg: Message) -> bool: ...
+
+
+S = TypeVar("S", bound=Service)
+
+
+async def serve_on(bus_address: str, name: str, make: Callable[[MessageBus], S]) -> S:
+    """Connect to `bus_address`, answer with the service `make(bus)` builds and own `name`: a
+    daemon starting. Nothing is left connected when it fails."""
+    bus = ServiceBus(bus_address=bus_address)
+    try:
+        await bus.connect()
+        service = make(bus)
+        bus.add_message_handler(service.handle)
+        await claim(bus, name, bus_address)
+    except BaseException:
+        await disconnect(bus)
+        raise
+    return service

@@ -24,7 +24,7 @@ from dbus_next.constants import MessageType
 from dbus_next.message import Message
 from dbus_next.validators import is_bus_name_valid
 
-from local_exporter.sim.dbus_service import ServiceBus, claim, disconnect, release, retrieve
+from local_exporter.sim.dbus_service import release, retrieve, serve_on
 
 NAME = "com.github.lucab.Prombus"
 PATH = "/com/github/lucab/Prombus"
@@ -100,13 +100,4 @@ async def export_prombus(bus_address: str, name: str, render: Callable[[], bytes
     Raises `NameNotOwned` if another connection owns `name` already, and dbus-next's own
     errors if the bus cannot be reached; nothing stays open after a failure.
     """
-    bus = ServiceBus(bus_address=bus_address)
-    try:
-        await bus.connect()
-        export = PrombusExport(bus, name, render)
-        bus.add_message_handler(export.handle)
-        await claim(bus, name, bus_address)
-    except BaseException:
-        await disconnect(bus)
-        raise
-    return export
+    return await serve_on(bus_address, name, lambda bus: PrombusExport(bus, name, render))

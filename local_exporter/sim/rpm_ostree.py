@@ -25,7 +25,7 @@ from dbus_next.signature import Variant
 
 from local_exporter.agents import rpm_ostree as api
 from local_exporter.common.gvariant import encode_string_dict
-from local_exporter.sim.dbus_service import ServiceBus, claim, disconnect, release, retrieve
+from local_exporter.sim.dbus_service import release, retrieve, serve_on
 
 IMAGE = "ostree-image-signed:docker://quay.io/fedora/fedora-coreos"
 _UNKNOWN_PROPERTY = "org.freedesktop.DBus.Error.UnknownProperty"
@@ -179,16 +179,7 @@ class RpmOstreeService:
 
 async def serve_rpm_ostree(bus_address: str, state: HostState) -> RpmOstreeService:
     """Own rpm-ostree's name on `bus_address` and answer for `state`."""
-    bus = ServiceBus(bus_address=bus_address)
-    try:
-        await bus.connect()
-        service = RpmOstreeService(bus, state)
-        bus.add_message_handler(service.handle)
-        await claim(bus, api.BUS_NAME, bus_address)
-    except BaseException:
-        await disconnect(bus)
-        raise
-    return service
+    return await serve_on(bus_address, api.BUS_NAME, lambda bus: RpmOstreeService(bus, state))
 
 
 def _differs(a: Variant, b: Variant) -> bool:

@@ -22,6 +22,11 @@ KINDS: dict[str, Kind] = {
         Kind("dbus", "a DBus method with no arguments that returns the exposition as `ay` or `s`"),
         Kind("http", "an exporter serving HTTP on this host, on a port or on a Unix socket"),
         Kind("rpm_ostree", "rpm-ostree's deployments and transaction, read over DBus and kept current by its signals"),
+        Kind(
+            "update_engine",
+            "Flatcar's update_engine over DBus, kept current by its signals, with the release, the update config "
+            "and locksmith's state",
+        ),
         Kind("os_update", "the host's update phase and versions, normalised, from its update agent and rpm-ostree"),
     )
 }

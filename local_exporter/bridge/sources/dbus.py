@@ -223,6 +223,35 @@ async def call(connection: BusConnection, make: Callable[[], Message], what: str
         return reply
 
 
+DBUS_DAEMON = ("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus")
+
+
+def owner_changes(name: str) -> str:
+    """The match rule of the bus daemon's signal that `name` got a new owner, or lost it."""
+    return (
+        f"type='signal',sender='{DBUS_DAEMON[0]}',interface='{DBUS_DAEMON[2]}',member='NameOwnerChanged',arg0='{name}'"
+    )
+
+
+async def subscribe(bus: MessageBus, handler: Callable[[Message], bool], rules: tuple[str, ...], what: str) -> None:
+    """Hand every message of `bus` to `handler` and ask the bus daemon for the signals `rules`
+    match (a new connection has no subscriptions)."""
+    bus.add_message_handler(handler)
+    for rule in rules:
+        reply = await bus.call(
+            Message(
+                destination=DBUS_DAEMON[0],
+                path=DBUS_DAEMON[1],
+                interface=DBUS_DAEMON[2],
+                member="AddMatch",
+                signature="s",
+                body=[rule],
+            )
+        )
+        if reply is not None and reply.message_type == MessageType.ERROR:
+            raise SourceFailed(f"subscribe to {what}: {reply.error_name}")
+
+
 def error_reply(reply: Message, what: str) -> tuple[str, bool]:
     """An error reply's one-line reason, and whether it means "nobody there to answer"."""
     detail = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""

@@ -28,19 +28,25 @@ from dbus_next.signature import Variant
 from local_exporter.agents import rpm_ostree as api
 from local_exporter.bridge.errors import BadPayload, SourceFailed, SourceUnavailable
 from local_exporter.bridge.sources.base import ParseContext, SharedResources, SourceLimits
-from local_exporter.bridge.sources.dbus import BusConnection, call, error_reply, parse_bus, shared_connection
+from local_exporter.bridge.sources.dbus import (
+    BusConnection,
+    call,
+    error_reply,
+    owner_changes,
+    parse_bus,
+    shared_connection,
+    subscribe,
+)
 from local_exporter.bridge.sources.exposition import Family, render
 from local_exporter.common.fields import Table
 from local_exporter.common.gvariant import decode_string_dict
 
 DEFAULT_REFRESH_SECONDS = 600.0
 MAX_REFRESH_SECONDS = 86400.0
-_DBUS = ("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus")
 _CHANGES = (
     f"type='signal',sender='{api.BUS_NAME}',interface='{api.PROPERTIES_INTERFACE}',"
     f"member='PropertiesChanged',path='{api.SYSROOT_PATH}'"
 )
-_OWNER = f"type='signal',sender='{_DBUS[0]}',interface='{_DBUS[2]}',member='NameOwnerChanged',arg0='{api.BUS_NAME}'"
 
 
 @dataclass(frozen=True)
@@ -118,7 +124,7 @@ class RpmOstreeReader:
         bus, _ = await self.connection.get()
         if bus is not self._bus:
             # A new connection has no subscriptions and may have missed changes.
-            await self._subscribe(bus)
+            await subscribe(bus, self._signal, (_CHANGES, owner_changes(api.BUS_NAME)), f"{api.BUS_NAME}'s changes")
             self._bus, self._state = bus, None
         if self._state is None or time.monotonic() - self._read_at >= self.settings.refresh:
             reply = await call(self.connection, _get_all, f"read {api.BUS_NAME}")
@@ -130,22 +136,6 @@ class RpmOstreeReader:
     def invalidate(self) -> None:
         """Read the state whole at the next call (the host may have changed under us)."""
         self._state = None
-
-    async def _subscribe(self, bus: Any) -> None:
-        bus.add_message_handler(self._signal)
-        for rule in (_CHANGES, _OWNER):
-            reply = await bus.call(
-                Message(
-                    destination=_DBUS[0],
-                    path=_DBUS[1],
-                    interface=_DBUS[2],
-                    member="AddMatch",
-                    signature="s",
-                    body=[rule],
-                )
-            )
-            if reply.message_type == MessageType.ERROR:
-                raise SourceFailed(f"subscribe to {api.BUS_NAME}'s changes: {reply.error_name}")
 
     def _signal(self, msg: Message) -> bool:
         if msg.message_type != MessageType.SIGNAL:

@@ -4,8 +4,6 @@ org.projectatomic.rpmostree1.xml and rpmostreed-deployment-utils.cxx)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -14,17 +12,15 @@ from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 from dbus_next.signature import Variant
 from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 
 from local_exporter.agents import rpm_ostree as api
 from local_exporter.bridge import config
 from local_exporter.bridge.sources import rpm_ostree as rpm_ostree_source
 from local_exporter.sim.rpm_ostree import Deployment, HostState, serve_rpm_ostree, update_driver_file
-from tests.support.bridges import bridge_app, sample
+from tests.support.bridges import Families, bridge_app, scrape_families, unavailable_until_served, until_read
 from tests.support.dbus import DBusDaemon
 
 AiohttpClient = Callable[[Application], Awaitable[TestClient]]
-REQUESTS = "local_exporter_bridge_requests_total"
 OLD = Deployment("40.20240504.3.0", "a" * 64, "stable", 1714800000, booted=True, digest="sha256:" + "1" * 64)
 NEW = Deployment("40.20240519.3.0", "b" * 64, "stable", 1716100000, serial=0, digest="sha256:" + "2" * 64)
 BOOTED = HostState(deployments=(OLD,))
@@ -37,12 +33,8 @@ def _selector(bus: DBusDaemon, directory: Path, extra: str = "") -> str:
     )
 
 
-async def _scrape(client: TestClient) -> tuple[int, dict[str, list[tuple[dict[str, str], float]]]]:
-    async with client.get("/bridge?selector=os") as response:
-        text = await response.text()
-        if response.status != 200:
-            return response.status, {"reason": [({"text": text}, 0)]}
-    return 200, {f.name: [(dict(s.labels), s.value) for s in f.samples] for f in text_string_to_metric_families(text)}
+async def _scrape(client: TestClient) -> tuple[int, Families]:
+    return await scrape_families(client, "os")
 
 
 async def test_the_deployments_and_the_transaction_are_served(
@@ -102,14 +94,14 @@ async def test_changes_arrive_by_signal_without_a_call_per_scrape(
         async def transaction() -> list:
             return (await _scrape(client))[1].get("rpm_ostree_transaction_info", [])
 
-        await _until_async(lambda: transaction(), [({"method": "Deploy", "caller": ":1.41"}, 1.0)])
+        await until_read(lambda: transaction(), [({"method": "Deploy", "caller": ":1.41"}, 1.0)])
         staged = Deployment(NEW.version, NEW.checksum, "stable", NEW.timestamp, staged=True, digest=NEW.digest)
         service.update(deployments=(staged, OLD), transaction=api.IDLE_TRANSACTION)
 
         async def roles() -> list:
             return [(s[0]["role"], s[0]["version"]) for s in (await _scrape(client))[1]["rpm_ostree_deployment_info"]]
 
-        await _until_async(roles, [("staged", "40.20240519.3.0"), ("booted", "40.20240504.3.0")])
+        await until_read(roles, [("staged", "40.20240519.3.0"), ("booted", "40.20240504.3.0")])
         assert (await _scrape(client))[1]["rpm_ostree_transaction_active"] == [({}, 0.0)]
         assert calls == 1  # one read at the first scrape, everything else by signal
     finally:
@@ -121,18 +113,11 @@ async def test_not_on_the_bus_is_503_until_rpm_ostree_appears(
 ) -> None:
     registry = CollectorRegistry()
     client = await aiohttp_client(bridge_app(_selector(dbus_bus, short_dir), registry))
-    status, body = await _scrape(client)
-    assert status == 503
-    assert body["reason"][0][0]["text"].startswith(
+    reason = (
         "selector os: unavailable: rpm-ostree is not reachable on the bus: read org.projectatomic.rpmostree1: "
         "org.freedesktop.DBus.Error.ServiceUnknown"
     )
-    assert sample(registry, REQUESTS, selector="os", outcome="unavailable") == 1
-    service = await serve_rpm_ostree(dbus_bus.address, BOOTED)
-    try:
-        assert (await _scrape(client))[0] == 200
-    finally:
-        await service.close()
+    await unavailable_until_served(client, registry, "os", reason, lambda: serve_rpm_ostree(dbus_bus.address, BOOTED))
 
 
 async def test_a_daemon_that_exits_keeps_its_state_until_refresh_then_503(
@@ -149,7 +134,7 @@ async def test_a_daemon_that_exits_keeps_its_state_until_refresh_then_503(
     async def running() -> list:
         return (await _scrape(client))[1].get("rpm_ostree_daemon_running", [])
 
-    await _until_async(running, [({}, 0.0)])
+    await until_read(running, [({}, 0.0)])
     status, families = await _scrape(client)
     # The deployments are still true; no transaction runs without the daemon.
     assert families["rpm_ostree_deployment_info"][0][0]["role"] == "booted"
@@ -158,7 +143,7 @@ async def test_a_daemon_that_exits_keeps_its_state_until_refresh_then_503(
     async def status_code() -> int:
         return (await _scrape(client))[0]
 
-    await _until_async(status_code, 503)  # refresh passed: read again, and nobody answers
+    await until_read(status_code, 503)  # refresh passed: read again, and nobody answers
 
 
 async def test_a_new_daemon_is_read_again(aiohttp_client, dbus_bus: DBusDaemon, short_dir: Path) -> None:
@@ -174,7 +159,7 @@ async def test_a_new_daemon_is_read_again(aiohttp_client, dbus_bus: DBusDaemon, 
         async def versions() -> list:
             return [(s[0]["role"], s[0]["version"]) for s in (await _scrape(client))[1]["rpm_ostree_deployment_info"]]
 
-        await _until_async(versions, [("booted", NEW.version), ("rollback", OLD.version)])
+        await until_read(versions, [("booted", NEW.version), ("rollback", OLD.version)])
     finally:
         await service.close()
 
@@ -222,21 +207,6 @@ def test_config_problems_name_the_key(line: str, problem: str) -> None:
     with pytest.raises(config.ConfigError) as caught:
         config.parse(f'[bridge.selectors.os]\nkind = "rpm_ostree"\n{line}\n', "test.toml")
     assert any(p.startswith(f"test.toml:3: {problem}") for p in caught.value.problems), caught.value.problems
-
-
-async def _until_async(read, expected, timeout: float = 5.0):  # type: ignore[no-untyped-def]
-    """Scrape with `read()` until it returns `expected`."""
-    last = None
-
-    async def matches() -> bool:
-        nonlocal last
-        last = await read()
-        return bool(last == expected)
-
-    deadline = time.monotonic() + timeout
-    while not await matches():
-        assert time.monotonic() < deadline, f"still {last!r}, not {expected!r}"
-        await asyncio.sleep(0.05)
 
 
 def test_docs_metrics_md_describes_every_family() -> None:
