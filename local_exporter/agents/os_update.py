@@ -43,7 +43,8 @@ WAITING_REASONS = (
 FAILURE_KINDS = (
     # Checking the update server for updates (Cincinnati, Omaha).
     "update_check",
-    # Downloading and staging the update (rpm-ostree deploy).
+    # Downloading and staging the update (rpm-ostree deploy; update_engine's download,
+    # verification and postinstall).
     "deploy",
     # Finalizing the staged update before the reboot.
     "finalize",
@@ -62,6 +63,7 @@ INFO = "os_update_info"
 PHASE = "os_update_phase"
 PHASE_START = "os_update_phase_start_timestamp_seconds"
 TARGET = "os_update_target_info"
+PROGRESS = "os_update_download_progress_ratio"
 WAITING = "os_update_waiting_info"
 FAILURE = "os_update_failure_info"
 LAST_FAILURE = "os_update_last_failure_timestamp_seconds"

@@ -176,6 +176,13 @@ class Table:
         self._taken.update(self.raw)
         yield from self.raw.items()
 
+    def refuse(self, keys: tuple[str, ...], why: str) -> None:
+        """Report each of `keys` the table has: it does not apply here (`why` says where it does)."""
+        for key in keys:
+            if key in self.raw:
+                self._taken.add(key)
+                self.problem(key, why)
+
     def finish(self) -> None:
         for key in self.raw:
             if key not in self._taken:

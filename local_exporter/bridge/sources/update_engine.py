@@ -156,7 +156,9 @@ def follow(previous: Followed | None, status: Status, owner: str, now: float, *,
     checked = previous.last_check_success
     if status.last_checked_time and status.last_checked_time > (checked or 0):
         checked = float(status.last_checked_time)
-        successes["update_check"] = checked
+        # When the bridge saw it, to compare with failures it saw (update_engine's time is whole
+        # seconds, and its clock the same host's).
+        successes["update_check"] = now
         if operation == api.IDLE:
             successes["deploy"] = now  # no update offered: nothing left to deploy
     if changed and operation == api.REPORTING_ERROR:

@@ -228,7 +228,7 @@ def test_a_check_that_ends_without_a_new_check_time_failed_even_if_its_event_was
         Status(last_checked_time=CHECKED + 2700),
     )
     assert no_update.failures == {}
-    assert no_update.successes == {"update_check": float(CHECKED + 2700), "deploy": 1002.0}
+    assert no_update.successes == {"update_check": 1002.0, "deploy": 1002.0}
     assert no_update.last_check_success == CHECKED + 2700
 
 

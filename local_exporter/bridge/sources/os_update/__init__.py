@@ -1,8 +1,11 @@
 """`kind = "os_update"`: the host's update state, normalised (agents/os_update.py, docs/metrics.md).
 
-On Fedora CoreOS it combines Zincati's metrics (its socket) with rpm-ostree's deployments and
-transaction (DBus, bridge/sources/rpm_ostree.py) and the boot record (boot.py), and judges
-one phase (judge.py). With `agent_metrics` (the default) the response also carries the agent's
+On Fedora CoreOS (`agent = "zincati"`) it combines Zincati's metrics (its socket) with
+rpm-ostree's deployments and transaction (DBus, bridge/sources/rpm_ostree.py) and the boot
+record (boot.py), and judges one phase (judge.py). On Flatcar (`agent = "update_engine"`) it
+follows update_engine's status and reads its files and locksmith's
+(bridge/sources/update_engine.py), and judges the phase with flatcar.py. Both serve the same
+families (normalised.py). With `agent_metrics` (the default) the response also carries the agent's
 own metrics as last read, so that a host's one job holds both its agent's families and the
 normalised ones. The agent is read on this selector's own `interval`, not per scrape:
 counter movements are judged between reads the bridge made, so every Prometheus server that
@@ -17,13 +20,15 @@ import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
-from local_exporter.agents import os_update as names
 from local_exporter.bridge.errors import SourceError, SourceFailed
+from local_exporter.bridge.sources import update_engine
 from local_exporter.bridge.sources.base import ParseContext, SharedResources, SourceLimits
 from local_exporter.bridge.sources.dbus import parse_bus, shared_connection
 from local_exporter.bridge.sources.exposition import Family, render
-from local_exporter.bridge.sources.os_update import boot, judge, zincati
+from local_exporter.bridge.sources.os_update import boot, flatcar, judge, normalised, zincati
+from local_exporter.bridge.sources.os_update.normalised import Facts
 from local_exporter.bridge.sources.rpm_ostree import (
     DEFAULT_REFRESH_SECONDS,
     MAX_REFRESH_SECONDS,
@@ -32,10 +37,13 @@ from local_exporter.bridge.sources.rpm_ostree import (
     SysrootState,
 )
 from local_exporter.bridge.sources.uds import MAX_PATH_BYTES, UdsSource
+from local_exporter.bridge.sources.update_engine import FILE_KEYS, UpdateEngineReader, UpdateEngineSettings
 from local_exporter.common.fields import Table
 
 ZINCATI_SOCKET = "/run/zincati/public/metrics.promsock"
 DEFAULT_INTERVAL = 15.0
+#: The update agents, one per OS.
+AGENTS = ("zincati", "update_engine")
 #: As the bundle's `phase_window`: the rollout views count a host that rebooted into a new
 #: version within it as just updated, and the rolling-update budget as still updating.
 DEFAULT_REBOOTED_FOR = 900.0
@@ -60,12 +68,19 @@ class OsUpdateSettings:
     boot_record: str
     boot_id_file: str
     stat_file: str
+    #: Set for `agent = "update_engine"` (Flatcar); then `agent_socket` and `rpm_ostree` are unused.
+    update_engine: UpdateEngineSettings | None = None
 
     def describe(self) -> str:
+        if self.update_engine is not None:
+            return f"os_update {self.update_engine.describe()}"
         rpm_ostree = f" + {self.rpm_ostree.describe()}" if self.rpm_ostree else ""
         return f"os_update zincati {self.agent_socket}{rpm_ostree}"
 
-    def open(self, limits: SourceLimits, shared: SharedResources) -> OsUpdateSource:
+    def open(self, limits: SourceLimits, shared: SharedResources) -> OsUpdateSource | FlatcarSource:
+        if self.update_engine is not None:
+            ue = self.update_engine
+            return FlatcarSource(self, UpdateEngineReader(shared_connection(shared, ue.bus, ue.address), ue))
         reader = None
         if self.rpm_ostree is not None:
             connection = shared_connection(shared, self.rpm_ostree.bus, self.rpm_ostree.address)
@@ -73,8 +88,14 @@ class OsUpdateSettings:
         return OsUpdateSource(self, UdsSource(self.agent_socket, limits.max_bytes), reader)
 
 
+#: Keys that apply to one agent only.
+_ZINCATI_ONLY = ("agent_socket", "update_driver_file", "rpm_ostree", "agent_interval")
+
+
 def parse(table: Table, context: ParseContext) -> OsUpdateSettings | None:
-    agent = table.choice("agent", ("zincati",), default="zincati")
+    agent = table.choice("agent", AGENTS, default="zincati")
+    if agent == "update_engine":
+        return _parse_update_engine(table, context)
     paths = {key: table.string(key, default) for key, default in _PATHS.items()}
     interval = table.number("interval", DEFAULT_INTERVAL, low=0, high=3600)
     agent_interval = table.number("agent_interval", judge.AGENT_INTERVAL, low=0, high=86400)
@@ -83,13 +104,8 @@ def parse(table: Table, context: ParseContext) -> OsUpdateSettings | None:
     agent_metrics = table.boolean("agent_metrics", True)
     refresh = table.number("refresh", DEFAULT_REFRESH_SECONDS, low=0, high=MAX_REFRESH_SECONDS)
     bus = parse_bus(table, context)
-    ok = agent is not None and bus is not None
-    for key, value in paths.items():
-        if value is None:
-            ok = False
-        elif not value.startswith("/"):
-            table.problem(key, f"must be an absolute path, got {value!r}")
-            ok = False
+    table.refuse(tuple(FILE_KEYS), 'applies to agent = "update_engine" only')
+    ok = agent is not None and bus is not None and _absolute(table, paths)
     socket = paths["agent_socket"] or ""
     if len(socket.encode()) > MAX_PATH_BYTES:
         table.problem("agent_socket", f"is longer than the {MAX_PATH_BYTES} bytes a Unix socket path may have")
@@ -112,6 +128,42 @@ def parse(table: Table, context: ParseContext) -> OsUpdateSettings | None:
     )
 
 
+def _parse_update_engine(table: Table, context: ParseContext) -> OsUpdateSettings | None:
+    boot_paths = {key: table.string(key, _PATHS[key]) for key in ("boot_record", "boot_id_file", "stat_file")}
+    interval = table.number("interval", DEFAULT_INTERVAL, low=0, high=3600)
+    rebooted_for = table.number("rebooted_for", DEFAULT_REBOOTED_FOR, low=0, high=7 * 86400)
+    agent_metrics = table.boolean("agent_metrics", True)
+    refresh = table.number("refresh", update_engine.DEFAULT_REFRESH_SECONDS, low=0, high=MAX_REFRESH_SECONDS)
+    bus = parse_bus(table, context)
+    files = update_engine.parse_files(table)
+    table.refuse(_ZINCATI_ONLY, 'applies to agent = "zincati" only')
+    if not _absolute(table, boot_paths) or bus is None or files is None:
+        return None
+    return OsUpdateSettings(
+        agent_socket="",
+        agent_metrics=agent_metrics,
+        interval=interval,
+        agent_interval=0.0,
+        rebooted_for=rebooted_for,
+        rpm_ostree=None,
+        boot_record=boot_paths["boot_record"] or "",
+        boot_id_file=boot_paths["boot_id_file"] or "",
+        stat_file=boot_paths["stat_file"] or "",
+        update_engine=UpdateEngineSettings(bus[0], bus[1], refresh, MappingProxyType(files)),
+    )
+
+
+def _absolute(table: Table, paths: dict[str, str | None]) -> bool:
+    ok = True
+    for key, value in paths.items():
+        if value is None:
+            ok = False
+        elif not value.startswith("/"):
+            table.problem(key, f"must be an absolute path, got {value!r}")
+            ok = False
+    return ok
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """The latest judgement and what it was made from."""
@@ -128,12 +180,13 @@ class Snapshot:
     agent_body: bytes = b""
 
 
-class OsUpdateSource:
-    def __init__(self, settings: OsUpdateSettings, agent: UdsSource, reader: RpmOstreeReader | None) -> None:
-        self.settings = settings
-        self.agent = agent
-        self.reader = reader
-        self.snapshot: Snapshot | None = None
+class _Polling:
+    """A source that reads its inputs on its own interval, not per scrape: a scrape serves the
+    latest snapshot, and waits only for the first read after the bridge starts."""
+
+    settings: OsUpdateSettings
+
+    def __init__(self) -> None:
         self._task: asyncio.Task[None] | None = None
         self._first = asyncio.Event()
         self._record: boot.BootRecord | None = None
@@ -145,7 +198,7 @@ class OsUpdateSource:
         if self._task is None:
             # Started by the first scrape: the source opens before the event loop serves.
             self._task = asyncio.get_running_loop().create_task(self._run())
-        if self.snapshot is None:
+        if not self._first.is_set():
             waiting = asyncio.ensure_future(self._first.wait())
             await asyncio.wait({waiting, self._task}, return_when=asyncio.FIRST_COMPLETED)
             waiting.cancel()
@@ -153,9 +206,7 @@ class OsUpdateSource:
             error = self._task.exception()
             self._task = None
             raise SourceFailed(f"the os_update reader stopped: {error!r}"[:200])
-        assert self.snapshot is not None
-        own = render(families(self.snapshot))
-        return self.snapshot.agent_body + own if self.settings.agent_metrics else own
+        return self._render()
 
     async def aclose(self) -> None:
         if self._task is not None:
@@ -163,20 +214,68 @@ class OsUpdateSource:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
-        await self.agent.aclose()
 
     async def _run(self) -> None:
-        memory = judge.Memory()
-        previous: Snapshot | None = None
         while True:
-            previous = await self._poll(memory, previous)
-            memory = previous.memory
-            self.snapshot = previous
+            await self._poll()
             self._first.set()
             await asyncio.sleep(self.settings.interval)
 
-    async def _poll(self, memory: judge.Memory, previous: Snapshot | None) -> Snapshot:
-        timeout = max(1.0, min(self.settings.interval, 10.0))
+    async def _poll(self) -> None:
+        raise NotImplementedError
+
+    def _render(self) -> bytes:
+        raise NotImplementedError
+
+    def _timeout(self) -> float:
+        return max(1.0, min(self.settings.interval, 10.0))
+
+    def _boot(self, booted: str | None) -> float | None:
+        """The boot time, and this boot's record once what was booted is known (again after a
+        boot: on a host the bridge starts anew with it; a simulator's keeps running)."""
+        try:
+            started = boot.boot_time(self.settings.stat_file)
+        except (OSError, ValueError):
+            return None
+        current = self._boot_id()
+        if booted and current is not None and (self._record is None or self._record.boot_id != current):
+            path = Path(self.settings.boot_record)
+            previous = self._record if self._record is not None else boot.read_record(path)
+            self._record = boot.after_boot(previous, current, booted, started)
+            with contextlib.suppress(OSError):
+                boot.write_record(path, self._record)
+        return started
+
+    def _boot_id(self) -> str | None:
+        try:
+            return boot.boot_id(self.settings.boot_id_file)
+        except OSError:
+            return None
+
+
+class OsUpdateSource(_Polling):
+    """Fedora CoreOS: Zincati's socket, rpm-ostree and the boot record."""
+
+    def __init__(self, settings: OsUpdateSettings, agent: UdsSource, reader: RpmOstreeReader | None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.agent = agent
+        self.reader = reader
+        self.snapshot: Snapshot | None = None
+
+    def _render(self) -> bytes:
+        assert self.snapshot is not None
+        own = render(families(self.snapshot))
+        return self.snapshot.agent_body + own if self.settings.agent_metrics else own
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        await self.agent.aclose()
+
+    async def _poll(self) -> None:
+        previous = self.snapshot
+        memory = previous.memory if previous is not None else judge.Memory()
+        timeout = self._timeout()
         now = time.time()
         reading, body = None, b""
         with contextlib.suppress(SourceError, TimeoutError):
@@ -195,37 +294,72 @@ class OsUpdateSource:
                 sysroot, rpm_ostree_up = await asyncio.wait_for(self.reader.state(), timeout), True
             except (SourceError, TimeoutError):
                 rpm_ostree_up = False
-        boot_time = self._boot(sysroot)
-        return step(
-            self.settings,
-            previous,
-            memory,
-            Inputs(reading, body, sysroot, rpm_ostree_up, boot_time, self._record),
-            now,
-        )
-
-    def _boot(self, sysroot: SysrootState | None) -> float | None:
-        """The boot time, and this boot's record once the booted deployment is known (again
-        after a boot: on a host the bridge starts anew with it; a simulator's keeps running)."""
-        try:
-            started = boot.boot_time(self.settings.stat_file)
-        except (OSError, ValueError):
-            return None
         booted = sysroot.booted if sysroot is not None else None
-        current = self._boot_id()
-        if booted is not None and current is not None and (self._record is None or self._record.boot_id != current):
-            path = Path(self.settings.boot_record)
-            previous = self._record if self._record is not None else boot.read_record(path)
-            self._record = boot.after_boot(previous, current, booted.checksum, started)
-            with contextlib.suppress(OSError):
-                boot.write_record(path, self._record)
-        return started
+        boot_time = self._boot(booted.checksum if booted is not None else None)
+        inputs = Inputs(reading, body, sysroot, rpm_ostree_up, boot_time, self._record)
+        self.snapshot = step(self.settings, previous, memory, inputs, now)
 
-    def _boot_id(self) -> str | None:
+
+class FlatcarSource(_Polling):
+    """Flatcar: update_engine's status (followed by its signals), its files and locksmith's,
+    and the boot record."""
+
+    def __init__(self, settings: OsUpdateSettings, reader: UpdateEngineReader) -> None:
+        super().__init__()
+        self.settings = settings
+        self.reader = reader
+        self.facts: Facts | None = None
+        self._up = False
+        self._last_answer: float | None = None
+        self._files: update_engine.HostFiles | None = None
+
+    def _render(self) -> bytes:
+        assert self.facts is not None
+        own = render(normalised.families(self.facts))
+        if not self.settings.agent_metrics or self.reader.followed is None or self._files is None:
+            return own
+        return render(update_engine.families(self.reader.followed, self._files)) + own
+
+    async def _poll(self) -> None:
+        assert self.settings.update_engine is not None
+        now = time.time()
+        files = update_engine.read_files(self.settings.update_engine.files)
         try:
-            return boot.boot_id(self.settings.boot_id_file)
-        except OSError:
-            return None
+            await asyncio.wait_for(self.reader.state(), self._timeout())
+            self._up, self._last_answer = True, now
+        except (SourceError, TimeoutError):
+            self._up = False
+        boot_time = self._boot(files.version)
+        record = self._record
+        host = flatcar.FlatcarHost(
+            files,
+            record.rebooted_at if record is not None else None,
+            self.settings.rebooted_for,
+            self._up,
+            self._last_answer,
+            down_after=2 * self.settings.interval + flatcar.RESTART_SECONDS,
+        )
+        followed = self.reader.followed
+        verdict = flatcar.judge(followed, host, now)
+        previous = self.facts
+        since = previous.since if previous is not None and previous.judgement == verdict else now
+        if previous is None and followed is not None and verdict.phase != "agent_down":
+            since = followed.since if verdict.phase not in ("rebooted",) else (host.rebooted_at or now)
+        self._files = files
+        self.facts = Facts(
+            verdict,
+            since,
+            os="flatcar",
+            agent="update_engine",
+            os_version=files.version,
+            stream=files.group,
+            failures=followed.failures if followed is not None else {},
+            last_check_success=followed.last_check_success if followed is not None else None,
+            sources_up=(("agent", self._up),),
+            agent_refresh=None,
+            boot_time=boot_time,
+            progress=followed.status.progress if followed is not None else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -284,63 +418,28 @@ def _first_since(verdict: judge.Judgement, memory: judge.Memory, host: judge.Hos
     return now
 
 
-def families(snapshot: Snapshot) -> list[Family]:
-    verdict, memory, sysroot = snapshot.judgement, snapshot.memory, snapshot.sysroot
-    reading = memory.last
-    booted = sysroot.booted if sysroot is not None else None
+def facts(snapshot: Snapshot) -> Facts:
+    """What a Fedora CoreOS host's snapshot comes down to."""
+    reading = snapshot.memory.last
+    booted = snapshot.sysroot.booted if snapshot.sysroot is not None else None
     identity = (reading.labels(judge.OS_INFO) or [{}])[0] if reading is not None else {}
-    # The booted version and stream label the phase and the boot time too: fleet counts per
-    # phase and version, and each version's first boot, then need no join with the info series
-    # (a join of every host costs most of a rule's time at 100,000 hosts: docs/benchmarks.md).
-    where = {
-        "os_version": booted.version if booted is not None else identity.get("os_version", ""),
-        "stream": (booted.stream if booted is not None else "") or identity.get("stream", ""),
-    }
-    info = Family(names.INFO, "gauge", "The host's OS, its stream, its booted version and its update agent.").add(
-        1, os=booted.osname if booted is not None else "fedora-coreos", agent="zincati", **where
-    )
-    target = Family(names.TARGET, "gauge", "The version being downloaded, staged, or rebooted into.")
-    waiting = Family(names.WAITING, "gauge", "Why a staged update waits for its reboot.")
-    failure = Family(names.FAILURE, "gauge", "What keeps failing, while the phase is failing.")
-    if verdict.target:
-        target.add(1, version=verdict.target)
-    if verdict.waiting:
-        waiting.add(1, reason=verdict.waiting, **where)
-    if verdict.failure:
-        failure.add(1, kind=verdict.failure)
-    out = [
-        info,
-        Family(names.PHASE, "gauge", "The host's update phase: exactly one series, at 1.").add(
-            1, phase=verdict.phase, **where
-        ),
-        # The phase as a label here too: an alert on one phase's age then reads only the hosts in
-        # it, not a gauge of every host (docs/benchmarks.md).
-        Family(names.PHASE_START, "gauge", "When the current phase began (Unix time).").add(
-            snapshot.since, phase=verdict.phase
-        ),
-        target,
-        waiting,
-        failure,
-    ]
-    last_failure = Family(names.LAST_FAILURE, "gauge", "When each update activity last failed (Unix time).")
-    for kind, at in sorted(memory.failures.items()):
-        last_failure.add(at, kind=kind)
-    out.append(last_failure)
-    checked = Family(names.LAST_CHECK, "gauge", "When the agent last checked for updates successfully (Unix time).")
-    if memory.last_check_success is not None:
-        checked.add(memory.last_check_success)
-    out.append(checked)
-    up = Family(names.SOURCE_UP, "gauge", "Whether each input answered the bridge's last read of it.")
-    up.add(1 if snapshot.agent_up else 0, source="agent")
+    sources = [("agent", snapshot.agent_up)]
     if snapshot.rpm_ostree_up is not None:
-        up.add(1 if snapshot.rpm_ostree_up else 0, source="rpm_ostree")
-    out.append(up)
-    refresh = Family(names.AGENT_REFRESH, "gauge", "The update agent's last refresh of its state machine (Unix time).")
-    if memory.refresh is not None:
-        refresh.add(memory.refresh)
-    out.append(refresh)
-    booted_at = Family(names.BOOT, "gauge", "When the host booted (Unix time).")
-    if snapshot.boot_time is not None:
-        booted_at.add(snapshot.boot_time, **where)
-    out.append(booted_at)
-    return out
+        sources.append(("rpm_ostree", snapshot.rpm_ostree_up))
+    return Facts(
+        snapshot.judgement,
+        snapshot.since,
+        os=booted.osname if booted is not None else "fedora-coreos",
+        agent="zincati",
+        os_version=booted.version if booted is not None else identity.get("os_version", ""),
+        stream=(booted.stream if booted is not None else "") or identity.get("stream", ""),
+        failures=snapshot.memory.failures,
+        last_check_success=snapshot.memory.last_check_success,
+        sources_up=tuple(sources),
+        agent_refresh=snapshot.memory.refresh,
+        boot_time=snapshot.boot_time,
+    )
+
+
+def families(snapshot: Snapshot) -> list[Family]:
+    return normalised.families(facts(snapshot))

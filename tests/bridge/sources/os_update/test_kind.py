@@ -59,8 +59,8 @@ async def _until(client: TestClient, family: str, expected: list, timeout: float
 
 
 def _phase(phase: str, version: str = "", stream: str = "stable") -> list[tuple[dict[str, str], float]]:
-    """The phase family as served: one series, with the booted version and stream."""
-    return [({"os_version": version, "phase": phase, "stream": stream if version else ""}, 1.0)]
+    """The phase family as served: one series, with the OS, the booted version and stream."""
+    return [({"os": "fedora-coreos", "os_version": version, "phase": phase, "stream": stream if version else ""}, 1.0)]
 
 
 def _fleet_lock_host() -> ZincatiAgent:
@@ -93,7 +93,9 @@ async def test_a_staged_update_waiting_for_a_reboot_slot(aiohttp_client, dbus_bu
         # The reboot semaphore is full: the next ticks fail pre-reboot with airlock's failed_lock.
         agent.tick(time.time(), Environment(pre_reboot_error="failed_lock"))
         found = await _until(
-            client, names.WAITING, [({"os_version": OLD.version, "reason": "reboot_lock", "stream": "stable"}, 1.0)]
+            client,
+            names.WAITING,
+            [({"os": "fedora-coreos", "os_version": OLD.version, "reason": "reboot_lock", "stream": "stable"}, 1.0)],
         )
         assert found[names.PHASE] == _phase("staged", OLD.version)
     finally:
@@ -183,7 +185,15 @@ def test_docs_metrics_md_describes_every_family() -> None:
 @pytest.mark.parametrize(
     ("line", "problem"),
     [
-        ('agent = "update_engine"', "bridge.selectors.os.agent: must be one of"),
+        ('agent = "rpm-ostree"', "bridge.selectors.os.agent: must be one of"),
+        (
+            'agent = "update_engine"\nagent_socket = "/z.sock"',
+            'bridge.selectors.os.agent_socket: applies to agent = "zincati" only',
+        ),
+        (
+            'coordinator_file = "/c.conf"',
+            'bridge.selectors.os.coordinator_file: applies to agent = "update_engine" only',
+        ),
         ('agent_socket = "z.sock"', "bridge.selectors.os.agent_socket: must be an absolute path"),
         ("interval = 0", "bridge.selectors.os.interval: must be"),
         ('boot_record = "boot.json"', "bridge.selectors.os.boot_record: must be an absolute path"),
@@ -193,4 +203,7 @@ def test_docs_metrics_md_describes_every_family() -> None:
 def test_config_problems_name_the_key(line: str, problem: str) -> None:
     with pytest.raises(config.ConfigError) as caught:
         config.parse(f'[bridge.selectors.os]\nkind = "os_update"\n{line}\n', "test.toml")
-    assert any(p.startswith(f"test.toml:3: {problem}") for p in caught.value.problems), caught.value.problems
+    line_number = 3 + line.count("\n")
+    assert any(p.startswith(f"test.toml:{line_number}: {problem}") for p in caught.value.problems), (
+        caught.value.problems
+    )
