@@ -31,6 +31,11 @@ FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 CHECK_ERROR_KINDS = ("generic_http_503", "client_failed_request")
 
 
+def host_name(prefix: str, hosts: int, index: int) -> str:
+    """`prefix-0007`: at least four digits, as many as the largest index needs."""
+    return f"{prefix}-{index:0{max(4, len(str(hosts - 1)))}d}"
+
+
 @dataclass(frozen=True)
 class FleetSpec:
     hosts: int
@@ -48,10 +53,50 @@ class FleetSpec:
     host_prefix: str = "host"
 
     def host_name(self, index: int) -> str:
-        return f"{self.host_prefix}-{index:0{max(4, len(str(self.hosts - 1)))}d}"
+        return host_name(self.host_prefix, self.hosts, index)
 
     def group_of(self, index: int) -> str:
         return self.groups[index % len(self.groups)][0]
+
+
+#: The OSes a scenario's hosts run: Fedora CoreOS (`fleet`) and Flatcar (`flatcar`).
+FEDORA_COREOS, FLATCAR = "fedora-coreos", "flatcar"
+OSES = (FEDORA_COREOS, FLATCAR)
+#: The faults a Flatcar host can have (update_engine has no driver, no dead ends, no FleetLock).
+FLATCAR_FAULT_KINDS: tuple[FaultKind, ...] = (
+    "check_errors",
+    "deploy_failures",
+    "finalize_blocked",
+    "updates_disabled",
+    "agent_down",
+)
+
+
+@dataclass(frozen=True)
+class FlatcarFleetSpec:
+    """The Flatcar hosts of a mixed fleet: update_engine with locksmith."""
+
+    hosts: int
+    version: str
+    #: The update group (channel) every host is in: Flatcar's `stream`.
+    group: str = "stable"
+    #: locksmith's REBOOT_STRATEGY: `etcd-lock`, `reboot` or `off`.
+    strategy: str = "etcd-lock"
+    #: etcd lock groups and their slots (the semaphore's max); hosts round-robin.
+    locks: tuple[tuple[str, int], ...] = (("default", 1),)
+    wariness: float | None = None
+    seed: int = 1
+    host_prefix: str = "flatcar"
+
+    @property
+    def stream(self) -> str:
+        return self.group
+
+    def host_name(self, index: int) -> str:
+        return host_name(self.host_prefix, self.hosts, index)
+
+    def lock_group_of(self, index: int) -> str:
+        return self.locks[index % len(self.locks)][0]
 
 
 @dataclass(frozen=True)
@@ -62,6 +107,7 @@ class ReleaseSpec:
     #: The phased rollout window: a host of wariness w is offered it at `at + w * rollout`.
     rollout: float = 0.0
     stream: str = "stable"
+    os: str = FEDORA_COREOS
 
 
 @dataclass(frozen=True)
@@ -78,6 +124,8 @@ class FaultSpec:
     users: int = 1
     #: deadend: the release that is marked a dead-end ("" = the fleet's initial version).
     version: str = ""
+    #: Whose hosts `hosts` indexes: the Fedora CoreOS fleet's or the Flatcar one's.
+    os: str = FEDORA_COREOS
 
     def active(self, t: float) -> bool:
         return self.start <= t and (self.end is None or t < self.end)
@@ -98,6 +146,8 @@ class Scenario:
     #: How long `rpm-ostree deploy` takes (the download and the deployment): Zincati's tick
     #: blocks that long before the update is staged.
     download: float = 0.0
+    #: Flatcar hosts beside the Fedora CoreOS ones (a mixed fleet), or None.
+    flatcar: FlatcarFleetSpec | None = None
 
 
 def pick_hosts(seed: int, fault_index: int, count: int, hosts: int) -> tuple[int, ...]:

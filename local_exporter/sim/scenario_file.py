@@ -17,21 +17,27 @@ from importlib import resources
 from pathlib import Path
 from typing import cast
 
+from local_exporter.agents import locksmith
 from local_exporter.common.durations import parse_duration, show
 from local_exporter.common.fields import Problem, Problems, ProblemsError, Table, dotted, read_text
 from local_exporter.common.toml_lines import ArrayIndex, array_index, scan_with_arrays
 from local_exporter.sim.scenario import (
     CHECK_ERROR_KINDS,
     FAULT_KINDS,
+    FEDORA_COREOS,
+    FLATCAR,
+    FLATCAR_FAULT_KINDS,
+    OSES,
     FaultKind,
     FaultSpec,
+    FlatcarFleetSpec,
     FleetSpec,
     ReleaseSpec,
     Scenario,
     pick_hosts,
 )
 
-PRESETS: tuple[str, ...] = ("rollout", "fleet-lock", "stalled", "faults", "demo")
+PRESETS: tuple[str, ...] = ("rollout", "fleet-lock", "stalled", "faults", "demo", "mixed")
 DEFAULT_REBOOT = 60.0
 MAX_HOSTS = 1_000_000
 NAME = re.compile(r"^[a-z0-9-]+$")
@@ -176,9 +182,22 @@ class _Reader(Table):
 class _Known:
     """What releases and faults are checked against; `bad` names the values not to check against."""
 
-    fleet: FleetSpec
+    fleet: FleetSpec | FlatcarFleetSpec
     duration: float
     bad: frozenset[str]
+    flatcar: FlatcarFleetSpec | None = None
+    flatcar_bad: frozenset[str] = frozenset()
+
+    def of(self, table: _Reader) -> _Known | None:
+        """What a release or fault table (by its `os` key) is checked against; None when it
+        names the Flatcar fleet and there is none (the problem is reported)."""
+        os = table.choice("os", OSES, FEDORA_COREOS)
+        if os != FLATCAR:
+            return self
+        if self.flatcar is None:
+            table.problem("os", "needs a [flatcar] fleet")
+            return None
+        return _Known(self.flatcar, self.duration, self.flatcar_bad | (self.bad & {"duration"}))
 
 
 def _read(top: _Reader) -> Scenario | None:
@@ -189,13 +208,15 @@ def _read(top: _Reader) -> Scenario | None:
     download = top.duration("download", 0.0)
     start = top.timestamp("start")
     fleet, bad = _read_fleet(top)
-    known = _Known(fleet, duration or 0.0, bad | ({"duration"} if duration is None else set()))
+    flatcar, flatcar_bad = _read_flatcar(top)
+    no_duration = {"duration"} if duration is None else set()
+    known = _Known(fleet, duration or 0.0, bad | no_duration, flatcar, flatcar_bad | no_duration)
     releases = _read_releases(top.array_of_tables("releases"), known)
     faults = _read_faults(top.array_of_tables("faults"), known, releases)
     top.finish()
     if top.problems or name is None or description is None or duration is None or reboot is None or download is None:
         return None
-    return Scenario(name, description, duration, fleet, releases, faults, reboot, start, download)
+    return Scenario(name, description, duration, fleet, releases, faults, reboot, start, download, flatcar)
 
 
 def _read_fleet(top: _Reader) -> tuple[FleetSpec, frozenset[str]]:
@@ -236,8 +257,13 @@ def _read_groups(fleet: _Reader, strategy: str | None) -> tuple[tuple[str, int],
         fleet.problem("groups", 'only with strategy = "fleet_lock": the immediate strategy takes no reboot slots')
         table.subtables()  # one problem for the table, not one per group
         return ()
-    if not table.raw and fleet.valid("groups"):
-        fleet.problem("groups", "must name at least one group")
+    return _read_slots(fleet, "groups", table)
+
+
+def _read_slots(owner: _Reader, key: str, table: _Reader) -> tuple[tuple[str, int], ...]:
+    """A table of lock groups and their slots (`name = slots`), at least one."""
+    if not table.raw and owner.valid(key):
+        owner.problem(key, "must name at least one group")
     groups = []
     for name, _ in list(table.subtables()):
         if not GROUP_NAME.match(name):
@@ -249,10 +275,46 @@ def _read_groups(fleet: _Reader, strategy: str | None) -> tuple[tuple[str, int],
     return tuple(groups)
 
 
+def _read_flatcar(top: _Reader) -> tuple[FlatcarFleetSpec | None, frozenset[str]]:
+    """The Flatcar hosts of a mixed fleet, if the scenario has a [flatcar] table."""
+    if "flatcar" not in top.raw:
+        return None, frozenset()
+    table = top.sub("flatcar")
+    hosts = table.integer("hosts", 1, low=1, high=MAX_HOSTS) if table.required("hosts") else 1
+    version = table.text("version") if table.required("version") else None
+    defaults = FlatcarFleetSpec(hosts=1, version="")
+    strategy = table.choice("strategy", locksmith.STRATEGIES, defaults.strategy) or defaults.strategy
+    locks = defaults.locks
+    if "locks" in table.raw:
+        slots = table.sub("locks")
+        if strategy != locksmith.ETCD_LOCK and table.valid("locks"):
+            table.problem("locks", 'only with strategy = "etcd-lock": only locksmith\'s etcd lock has slots')
+            slots.subtables()
+        else:
+            locks = _read_slots(table, "locks", slots) or locks
+    wariness = table.number("wariness", 0.0, low=0, high=1, zero_ok=True) if "wariness" in table.raw else None
+    spec = FlatcarFleetSpec(
+        hosts=hosts,
+        version=version or "",
+        group=table.text("group", defaults.group) or defaults.group,
+        strategy=strategy,
+        locks=locks,
+        wariness=wariness if table.valid("wariness") else None,
+        seed=table.integer("seed", defaults.seed, low=0, high=2**63 - 1),
+        host_prefix=table.name("host_prefix", defaults.host_prefix, NAME, _NAME_RULE) or defaults.host_prefix,
+    )
+    table.finish()
+    keys = ("hosts", "version", "group", "strategy", "seed", "host_prefix")
+    return spec, frozenset(key for key in keys if not table.valid(key))
+
+
 def _read_releases(tables: list[_Reader], known: _Known) -> tuple[ReleaseSpec, ...]:
     releases: list[ReleaseSpec] = []
-    seen: dict[tuple[str, str], str] = {}
+    seen: dict[tuple[str, str, str], str] = {}
+    outer = known
     for table in tables:
+        known = outer.of(table) or outer
+        os = FLATCAR if known is not outer else FEDORA_COREOS
         version = table.text("version")
         at = table.duration("at", None)
         if at is not None and "duration" not in known.bad and at >= known.duration:
@@ -261,21 +323,27 @@ def _read_releases(tables: list[_Reader], known: _Known) -> tuple[ReleaseSpec, .
         stream = table.text("stream", known.fleet.stream) or known.fleet.stream
         here = f"releases{table.location[-1]}"
         if version and "version" not in known.bad and version == known.fleet.version:
-            table.problem("version", f"must differ from fleet.version {version!r}: the fleet already runs it")
+            fleet = "flatcar" if os == FLATCAR else "fleet"
+            table.problem("version", f"must differ from {fleet}.version {version!r}: the fleet already runs it")
         elif version and table.valid("stream"):
-            first = seen.setdefault((stream, version), here)
+            first = seen.setdefault((os, stream, version), here)
             if first != here:
                 table.problem("version", f"{version!r} is already released on stream {stream!r} by {first}")
         table.finish()
         if version is not None and at is not None:
-            releases.append(ReleaseSpec(version, at, rollout, stream))
+            releases.append(ReleaseSpec(version, at, rollout, stream, os))
     return tuple(sorted(releases, key=lambda release: release.at))
 
 
 def _read_faults(tables: list[_Reader], known: _Known, releases: tuple[ReleaseSpec, ...]) -> tuple[FaultSpec, ...]:
     faults = []
+    outer = known
     for number, table in enumerate(tables):
+        known = outer.of(table) or outer
+        os = FLATCAR if known is not outer else FEDORA_COREOS
         kind = table.choice("kind", FAULT_KINDS)
+        if os == FLATCAR and kind is not None and kind not in FLATCAR_FAULT_KINDS:
+            table.problem("kind", f"a Flatcar host has no {kind} fault: one of {', '.join(FLATCAR_FAULT_KINDS)}")
         if (
             kind in ("keeps_slot", "steady_state_errors")
             and "strategy" not in known.bad
@@ -300,7 +368,9 @@ def _read_faults(tables: list[_Reader], known: _Known, releases: tuple[ReleaseSp
         table.finish()
         if kind is not None and hosts is not None and start is not None:
             faults.append(
-                FaultSpec(cast(FaultKind, kind), hosts, start, end, error or CHECK_ERROR_KINDS[0], users, version or "")
+                FaultSpec(
+                    cast(FaultKind, kind), hosts, start, end, error or CHECK_ERROR_KINDS[0], users, version or "", os
+                )
             )
     return tuple(faults)
 
@@ -361,7 +431,7 @@ def _host_names(table: _Reader, known: _Known) -> tuple[int, ...] | None:
     return tuple(sorted(found))
 
 
-def _host_index(fleet: FleetSpec, name: str) -> int | None:
+def _host_index(fleet: FleetSpec | FlatcarFleetSpec, name: str) -> int | None:
     """The index `fleet.host_name` gives `name`, or None: parsed, not looked up, for large fleets."""
     prefix, _, digits = name.rpartition("-")
     if prefix != fleet.host_prefix or not digits.isascii() or not digits.isdigit():
@@ -370,5 +440,5 @@ def _host_index(fleet: FleetSpec, name: str) -> int | None:
     return index if index < fleet.hosts and fleet.host_name(index) == name else None
 
 
-def _host_range(fleet: FleetSpec) -> str:
+def _host_range(fleet: FleetSpec | FlatcarFleetSpec) -> str:
     return f"{fleet.host_name(0)} to {fleet.host_name(fleet.hosts - 1)}"

@@ -15,7 +15,16 @@ import pytest
 
 from local_exporter.common import durations
 from local_exporter.sim import scenario, scenario_file
-from local_exporter.sim.scenario import FAULT_KINDS, FaultSpec, FleetSpec, ReleaseSpec, Scenario
+from local_exporter.sim.scenario import (
+    FAULT_KINDS,
+    FEDORA_COREOS,
+    FLATCAR,
+    FaultSpec,
+    FlatcarFleetSpec,
+    FleetSpec,
+    ReleaseSpec,
+    Scenario,
+)
 from local_exporter.sim.scenario_file import ScenarioError
 
 
@@ -602,6 +611,12 @@ PRESET_FACTS = {
         (("default", 2),),
         ["check_errors", "finalize_blocked", "agent_down", "stale", "deadend"],
     ),
+    "mixed": (
+        16,
+        "fleet_lock",
+        (("default", 2),),
+        ["check_errors", "deploy_failures", "finalize_blocked", "agent_down", "finalize_blocked"],
+    ),
 }
 
 
@@ -619,8 +634,11 @@ def test_preset_parses_with_its_facts(name: str) -> None:
     assert (parsed.fleet.hosts, parsed.fleet.strategy, parsed.fleet.groups) == (hosts, strategy, groups)
     assert [fault.kind for fault in parsed.faults] == kinds
     assert parsed.fleet.stream == "stable" and parsed.fleet.version == "40.20240504.3.0"
-    assert [release.version for release in parsed.releases] == ["40.20240519.3.0"]
-    assert all(0 <= host < hosts for fault in parsed.faults for host in fault.hosts)
+    assert [release.version for release in parsed.releases if release.os == FEDORA_COREOS] == ["40.20240519.3.0"]
+    flatcar = parsed.flatcar.hosts if parsed.flatcar is not None else 0
+    assert all(
+        0 <= host < (hosts if fault.os == FEDORA_COREOS else flatcar) for fault in parsed.faults for host in fault.hosts
+    )
     # The text users copy is the text the preset is: it parses to the same scenario.
     assert scenario_file.parse(scenario_file.preset_text(name)) == parsed
     assert scenario_file.preset_text(name).startswith("#")
@@ -699,3 +717,53 @@ def test_download_is_a_duration_that_blocks_the_deploy() -> None:
             'name = "x"\nduration = "1h"\ndownload = "soon"\n[fleet]\nhosts = 1\nversion = "a"\n', "s.toml"
         )
     assert any(p.startswith("s.toml:3: download: ") for p in caught.value.problems), caught.value.problems
+
+
+def test_a_mixed_fleet_has_flatcar_hosts_with_their_own_releases_and_faults() -> None:
+    parsed = scenario_file.preset("mixed")
+    assert parsed.flatcar == FlatcarFleetSpec(hosts=8, version="4152.2.0", locks=(("default", 2),))
+    assert parsed.flatcar.host_name(7) == "flatcar-0007" and parsed.flatcar.stream == "stable"
+    flatcar = [release for release in parsed.releases if release.os == FLATCAR]
+    assert [(r.version, r.stream) for r in flatcar] == [("4230.2.1", "stable")]
+    assert [f.kind for f in parsed.faults if f.os == FLATCAR] == [
+        "check_errors",
+        "deploy_failures",
+        "finalize_blocked",
+        "agent_down",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            'name = "x"\nduration = "1h"\n[fleet]\nhosts = 1\nversion = "1"\n[[releases]]\nos = "flatcar"\nversion = "2"\nat = "1m"\n',
+            ["s.toml:7: releases[0].os: needs a [flatcar] fleet"],
+        ),
+        (
+            'name = "x"\nduration = "1h"\n[fleet]\nhosts = 1\nversion = "1"\n[flatcar]\nhosts = 2\nversion = "9"\n'
+            '[[faults]]\nos = "flatcar"\nkind = "stale"\n',
+            [
+                "s.toml:11: faults[0].kind: a Flatcar host has no stale fault: one of check_errors, deploy_failures, "
+                "finalize_blocked, updates_disabled, agent_down"
+            ],
+        ),
+        (
+            'name = "x"\nduration = "1h"\n[fleet]\nhosts = 1\nversion = "1"\n[flatcar]\nhosts = 2\nversion = "9"\n'
+            '[[releases]]\nos = "flatcar"\nversion = "9"\nat = "1m"\n',
+            ["s.toml:11: releases[0].version: must differ from flatcar.version '9': the fleet already runs it"],
+        ),
+        (
+            'name = "x"\nduration = "1h"\n[fleet]\nhosts = 1\nversion = "1"\n[flatcar]\nversion = "9"\n'
+            'strategy = "reboot"\n[flatcar.locks]\na = 1\n',
+            [
+                "s.toml:6: flatcar.hosts: is required",
+                's.toml:9: flatcar.locks: only with strategy = "etcd-lock": only locksmith\'s etcd lock has slots',
+            ],
+        ),
+    ],
+)
+def test_bad_flatcar_scenarios_report_exactly(text: str, expected: list[str]) -> None:
+    with pytest.raises(ScenarioError) as info:
+        scenario_file.parse(text, "s.toml")
+    assert info.value.problems == expected
