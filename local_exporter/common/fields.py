@@ -178,8 +178,8 @@ class Table:
 
     def refuse(self, keys: tuple[str, ...], why: str) -> None:
         """Report each of `keys` the table has: it does not apply here (`why` says where it does)."""
-        for key in keys:
-            if key in self.raw:
+        for key in list(self.raw):  # the table's keys, not lookups of others
+            if key in keys:
                 self._taken.add(key)
                 self.problem(key, why)
 
