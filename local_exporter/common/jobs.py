@@ -8,11 +8,15 @@ from __future__ import annotations
 
 #: The update agents, scraped through each host's bridge.
 AGENT_JOB = "zincati"
+#: Flatcar's update agent, scraped through each Flatcar host's bridge (an os_update selector).
+FLATCAR_AGENT_JOB = "update_engine"
 #: The bridges' own /metrics.
 BRIDGE_JOB = "local_exporter"
 #: The FleetLock server.
 AIRLOCK_JOB = "airlock"
 #: The bridge selector that reads Zincati's socket.
 AGENT_SELECTOR = "zincati"
+#: The bridge selector of a Flatcar host (os_update, reading update_engine).
+FLATCAR_AGENT_SELECTOR = "update_engine"
 #: The airlock's `instance` label, in the simulator's scrape config and its backfills.
 AIRLOCK_INSTANCE = "airlock"

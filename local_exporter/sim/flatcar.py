@@ -84,6 +84,8 @@ class FlatcarAgent:
     reboot_requested: bool = False
     #: locksmith holds a slot of its group's semaphore.
     holds_lock: bool = False
+    #: The release installed in the other partition, waiting for the reboot ("" none).
+    installed: str = ""
     _interval: float = api.CHECK_INTERVAL
     _lock_retry: float = LOCK_RETRY_FIRST
     _users_waited: bool = False
@@ -99,9 +101,26 @@ class FlatcarAgent:
 
     def boot(self, now: float, rng: random.Random) -> float:
         """The host rebooted: into the installed update, if one was."""
-        if self.status.operation == api.NEED_REBOOT and self.status.new_version != api.VERSION_ZERO:
-            self.version = self.status.new_version
+        if self.installed:
+            self.version, self.installed = self.installed, ""
         return self.start(now, rng)
+
+    def restart(self, now: float, rng: random.Random) -> float:
+        """update_engine restarted without a reboot: an installed update is NEED_REBOOT again
+        (the completed marker), but with new_version "0.0.0" and no check time."""
+        delay = self.start(now, rng)
+        if self.installed:
+            self.changes.clear()
+            self.stage = "need_reboot"
+            self._set(Status(operation=api.NEED_REBOOT), always=True)
+            return 0.0
+        return delay
+
+    def wants_lock(self, install_ok: bool) -> bool:
+        """Whether locksmith asks its semaphore for a slot at the next step."""
+        if self.config.strategy != locksmith.ETCD_LOCK or self.holds_lock:
+            return False
+        return self.stage == "need_reboot" or (self.stage == "finalizing" and install_ok)
 
     def take_changes(self) -> list[Status]:
         changes, self.changes = self.changes, []
@@ -136,7 +155,7 @@ class FlatcarAgent:
         if stage == "finalizing":
             if not world.install_ok:
                 return self._error()
-            self.stage = "need_reboot"
+            self.stage, self.installed = "need_reboot", self.status.new_version
             self._set(replace(self.status, operation=api.NEED_REBOOT))
             return self._locksmith(now, world, rng)
         if stage == "need_reboot":

@@ -22,8 +22,10 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from local_exporter.agents import update_engine as api
 from local_exporter.sim.airlock import LockError, Semaphores
-from local_exporter.sim.scenario import STEADY_STATE_ERROR, FaultSpec, ReleaseSpec, Scenario
+from local_exporter.sim.flatcar import FlatcarAgent, FlatcarConfig, FlatcarWorld
+from local_exporter.sim.scenario import FLATCAR, STEADY_STATE_ERROR, FaultSpec, FlatcarFleetSpec, ReleaseSpec, Scenario
 from local_exporter.sim.zincati import Environment, State, ZincatiAgent, ZincatiConfig, ZincatiIdentity
 
 #: Zincati adds up to 10 % to each refresh period.
@@ -33,7 +35,24 @@ Clock = Callable[[float], float]
 
 
 @dataclass
-class Host:
+class _Machine:
+    """What every simulated host has: its faults, and whether its agent runs."""
+
+    faults: list[FaultSpec] = field(default_factory=list, kw_only=True)
+    rebooting: bool = field(default=False, kw_only=True)
+    killed: bool = field(default=False, kw_only=True)
+
+    @property
+    def up(self) -> bool:
+        """Whether the agent process runs (serves its metrics socket, is on the bus)."""
+        return not (self.rebooting or self.killed)
+
+    def active(self, kind: str, t: float) -> FaultSpec | None:
+        return next((f for f in self.faults if f.kind == kind and f.active(t)), None)
+
+
+@dataclass
+class Host(_Machine):
     index: int
     name: str
     group: str
@@ -42,23 +61,30 @@ class Host:
     #: Its rollout wariness, configured or Cincinnati's hidden per-node value.
     wariness: float
     agent: ZincatiAgent
-    faults: list[FaultSpec] = field(default_factory=list)
-    rebooting: bool = False
-    killed: bool = False
     #: Bumped whenever a new tick is scheduled, so superseded tick events are skipped.
     tick_generation: int = 0
 
-    @property
-    def up(self) -> bool:
-        """Whether the agent process runs and serves its metrics socket."""
-        return not (self.rebooting or self.killed)
 
-    def active(self, kind: str, t: float) -> FaultSpec | None:
-        return next((f for f in self.faults if f.kind == kind and f.active(t)), None)
+@dataclass
+class FlatcarHost(_Machine):
+    """A Flatcar host of a mixed fleet: update_engine and locksmith (sim/flatcar.py)."""
+
+    index: int
+    name: str
+    #: locksmith's etcd lock group, and the holder id it uses (/etc/machine-id).
+    lock_group: str
+    machine_id: str
+    wariness: float
+    agent: FlatcarAgent
+    step_generation: int = 0
+    #: Bumped at each boot: the host's boot id changes.
+    boots: int = 0
 
 
 # Event kinds, in the order events at one instant are handled.
-_FAULT_END, _FAULT_START, _REBOOTED, _TICK = range(4)
+_FAULT_END, _FAULT_START, _REBOOTED, _TICK, _FLATCAR_REBOOTED, _FLATCAR_STEP = range(6)
+#: The HTTP status update_engine gets for each check error kind of a fault (0: no response).
+_CHECK_STATUS = {"generic_http_503": 503, "client_failed_request": 0}
 
 
 class Fleet:
@@ -75,8 +101,9 @@ class Fleet:
         self._healthy: dict[str | None, Environment] = {}
         self._releases: dict[str, list[ReleaseSpec]] = {}
         for release in sorted(scenario.releases, key=lambda r: r.at):
-            self._releases.setdefault(release.stream, []).append(release)
-        disabled = {i for f in scenario.faults if f.kind == "updates_disabled" for i in f.hosts}
+            stream = release.stream if release.os != FLATCAR else f"{FLATCAR}:{release.stream}"
+            self._releases.setdefault(stream, []).append(release)
+        disabled = {i for f in scenario.faults if f.kind == "updates_disabled" and f.os != FLATCAR for i in f.hosts}
         self.hosts: list[Host] = []
         for index in range(spec.hosts):
             name = spec.host_name(index)
@@ -99,8 +126,9 @@ class Fleet:
                 )
             )
         for number, fault in enumerate(scenario.faults):
-            for index in fault.hosts:
-                self.hosts[index].faults.append(fault)
+            if fault.os != FLATCAR:
+                for index in fault.hosts:
+                    self.hosts[index].faults.append(fault)
             if fault.kind == "agent_down":
                 self._push(fault.start, _FAULT_START, number, -1)
                 if fault.end is not None:
@@ -109,6 +137,10 @@ class Fleet:
             host.agent.start(self.clock(0.0))
             # Hosts booted at different moments: spread their first ticks over one period.
             self._schedule_tick(host, self._random.uniform(0, 1) * 300.0)
+        self.flatcar: list[FlatcarHost] = []
+        self.locks = Semaphores({})
+        if scenario.flatcar is not None:
+            self._add_flatcar(scenario.flatcar, wariness)
 
     # --- time ------------------------------------------------------------------------------
 
@@ -124,6 +156,12 @@ class Fleet:
                     self._tick(host)
             elif kind == _REBOOTED:
                 self._rebooted(self.hosts[a])
+            elif kind == _FLATCAR_STEP:
+                flatcar = self.flatcar[a]
+                if b == flatcar.step_generation:
+                    self._flatcar_step(flatcar)
+            elif kind == _FLATCAR_REBOOTED:
+                self._flatcar_rebooted(self.flatcar[a])
             elif kind == _FAULT_START:
                 self._fault_start(self.scenario.faults[a])
             else:
@@ -174,9 +212,20 @@ class Fleet:
 
     def _fault_start(self, fault: FaultSpec) -> None:
         for index in fault.hosts:
-            self.hosts[index].killed = True
+            if fault.os == FLATCAR:
+                self.flatcar[index].killed = True
+            else:
+                self.hosts[index].killed = True
 
     def _fault_end(self, fault: FaultSpec) -> None:
+        if fault.os == FLATCAR:
+            for index in fault.hosts:
+                flatcar = self.flatcar[index]
+                flatcar.killed = False
+                if not flatcar.rebooting:
+                    # systemd restarts update_engine (Restart=always).
+                    self._schedule_step(flatcar, flatcar.agent.restart(self.clock(self.now), self._random))
+            return
         for index in fault.hosts:
             host = self.hosts[index]
             host.killed = False
@@ -184,6 +233,78 @@ class Fleet:
                 # systemd restarts the agent: a new process, every counter from zero.
                 host.agent.start(self.clock(self.now))
                 self._schedule_tick(host, 0.0)
+
+    # --- Flatcar hosts --------------------------------------------------------------------------
+
+    def _add_flatcar(self, spec: FlatcarFleetSpec, wariness: random.Random) -> None:
+        self.locks = Semaphores(dict(spec.locks))
+        flatcar_faults = [f for f in self.scenario.faults if f.os == FLATCAR]
+        disabled = {i for f in flatcar_faults if f.kind == "updates_disabled" for i in f.hosts}
+        for index in range(spec.hosts):
+            name = spec.host_name(index)
+            hidden = wariness.random()
+            server = api.DISABLED_SERVER if index in disabled else api.DEFAULT_SERVER
+            agent = FlatcarAgent(spec.version, FlatcarConfig(spec.group, spec.strategy, server))
+            machine_id = hashlib.sha256(f"{spec.seed}:{name}".encode()).hexdigest()[:32]
+            wary = spec.wariness if spec.wariness is not None else hidden
+            self.flatcar.append(FlatcarHost(index, name, spec.lock_group_of(index), machine_id, wary, agent))
+        for fault in flatcar_faults:
+            for index in fault.hosts:
+                self.flatcar[index].faults.append(fault)
+        for host in self.flatcar:
+            # Booted at different moments: the first check comes 2-12 minutes after each start.
+            first = host.agent.start(self.clock(0.0), self._random)
+            self._schedule_step(host, first * self._random.uniform(0, 1))
+
+    def _schedule_step(self, host: FlatcarHost, delay: float) -> None:
+        host.step_generation += 1
+        self._push(self.now + delay, _FLATCAR_STEP, host.index, host.step_generation)
+
+    def _flatcar_step(self, host: FlatcarHost) -> None:
+        if not host.up:
+            return  # a restarted or rebooted update_engine schedules its own first step
+        t = self.now
+        agent = host.agent
+        install_ok = host.active("deploy_failures", t) is None
+        lock_granted = True
+        if agent.wants_lock(install_ok):
+            lock_granted = self._lock(self.locks.pre_reboot, host.lock_group, host.machine_id) is None
+        check = host.active("check_errors", t)
+        blocked = host.active("finalize_blocked", t)
+        world = FlatcarWorld(
+            offer=self.flatcar_offer(host, t),
+            check_error=_CHECK_STATUS.get(check.error, 0) if check is not None else None,
+            install_ok=install_ok,
+            download_seconds=self.scenario.download,
+            lock_granted=lock_granted,
+            users=blocked.users if blocked is not None else 0,
+        )
+        delay = agent.step(self.clock(t), world, self._random)
+        if agent.reboot_requested:
+            host.rebooting = True
+            self._push(t + self.scenario.reboot, _FLATCAR_REBOOTED, host.index, -1)
+            return
+        self._schedule_step(host, delay)
+
+    def _flatcar_rebooted(self, host: FlatcarHost) -> None:
+        host.rebooting = False
+        host.boots += 1
+        agent = host.agent
+        delay = agent.boot(self.clock(self.now), self._random)
+        if agent.holds_lock:
+            # locksmith, started again, takes itself off the semaphore's holders.
+            self._lock(self.locks.steady_state, host.lock_group, host.machine_id)
+            agent.holds_lock = False
+        if not host.killed:
+            self._schedule_step(host, delay)
+
+    def flatcar_offer(self, host: FlatcarHost, t: float) -> str | None:
+        """The newest Flatcar release on the host's group that has reached it by `t`."""
+        reached = None
+        for release in self._releases.get(f"{FLATCAR}:{host.agent.config.group}", ()):
+            if release.at + host.wariness * release.rollout <= t:
+                reached = release.version
+        return reached
 
     # --- the world a host sees -------------------------------------------------------------
 
@@ -205,10 +326,10 @@ class Fleet:
                 if host.active("steady_state_errors", t) is not None:
                     steady_state_error = STEADY_STATE_ERROR  # refused: the slot stays taken
                 else:
-                    steady_state_error = self._lock(self.semaphores.steady_state, host)
+                    steady_state_error = self._lock(self.semaphores.steady_state, host.group, host.client_id)
             elif agent.state is State.UPDATE_STAGED:
                 self.semaphores.pre_reboot_requests += 1
-                pre_reboot_error = self._lock(self.semaphores.pre_reboot, host)
+                pre_reboot_error = self._lock(self.semaphores.pre_reboot, host.group, host.client_id)
         offer = self.offer(host, t)
         if not host.faults and steady_state_error is None and pre_reboot_error is None:
             # Most hosts, most ticks: a healthy world that differs only by the offer.
@@ -236,9 +357,9 @@ class Fleet:
         )
 
     @staticmethod
-    def _lock(operation: Callable[[str, str], bool], host: Host) -> str | None:
+    def _lock(operation: Callable[[str, str], bool], group: str, holder: str) -> str | None:
         try:
-            operation(host.group, host.client_id)
+            operation(group, holder)
         except LockError as exc:
             return exc.kind
         return None

@@ -35,10 +35,19 @@ from aiohttp import web
 from local_exporter.bridge import config as config_module
 from local_exporter.bridge.app import make_app
 from local_exporter.bridge.sources.os_update import DEFAULT_REBOOTED_FOR
-from local_exporter.common.jobs import AGENT_JOB, AGENT_SELECTOR, AIRLOCK_INSTANCE, AIRLOCK_JOB, BRIDGE_JOB
+from local_exporter.common.jobs import (
+    AGENT_JOB,
+    AGENT_SELECTOR,
+    AIRLOCK_INSTANCE,
+    AIRLOCK_JOB,
+    BRIDGE_JOB,
+    FLATCAR_AGENT_JOB,
+    FLATCAR_AGENT_SELECTOR,
+)
 from local_exporter.sim import prombus
 from local_exporter.sim.airlock import make_airlock_app
-from local_exporter.sim.fleet import Fleet
+from local_exporter.sim.fleet import FlatcarHost, Fleet
+from local_exporter.sim.host_flatcar import HostFlatcar
 from local_exporter.sim.host_rpm_ostree import HostRpmOstree
 from local_exporter.sim.promsock import start_promsock
 from local_exporter.sim.scenario import Scenario
@@ -161,6 +170,9 @@ class LiveFleet:
         self.start_time = 0.0
         self._transports: list[HostTransport] = []
         self._rpm_ostree: list[HostRpmOstree] = []
+        self._flatcar: list[HostFlatcar] = []
+        #: Each Flatcar host's bridge port.
+        self.flatcar_ports: list[int] = []
         self._runners: list[web.AppRunner] = []
         #: Each host's bridge port, and the airlock's, once started.
         self.bridge_ports: list[int] = []
@@ -192,6 +204,8 @@ class LiveFleet:
                 config_path = directory / "bridge.toml"
                 config_path.write_text(self._bridge_config(self.bridge_ports[-1], selector))
                 await self._serve(make_app(config_module.load(config_path)), listener)
+            for flatcar in fleet.flatcar:
+                await self._start_flatcar(flatcar)
             if self.scenario.fleet.strategy == "fleet_lock" and options.airlock_port is not None:
                 listener = _listen(options.address, options.airlock_port)
                 self.airlock_port = listener.getsockname()[1]
@@ -225,6 +239,10 @@ class LiveFleet:
             with contextlib.suppress(Exception):
                 await rpm_ostree.close()
         self._rpm_ostree.clear()
+        for flatcar in self._flatcar:
+            with contextlib.suppress(Exception):
+                await flatcar.close()
+        self._flatcar.clear()
         for runner in self._runners:
             await runner.cleanup()
         self._transports.clear()
@@ -277,7 +295,40 @@ class LiveFleet:
         fields = [f'{key} = "{value}"' for key, value in keys.items()] + [f"{k} = {v:g}" for k, v in numbers.items()]
         return "{ " + ", ".join(fields) + " }"
 
-    def _bridge_config(self, port: int, selector: str) -> str:
+    async def _start_flatcar(self, host: FlatcarHost) -> None:
+        """A Flatcar host: update_engine on its own bus, its files, and a bridge whose
+        os_update selector reads them."""
+        options = self.options
+        directory = self.host_directory(host.name)
+        directory.mkdir(parents=True, exist_ok=True)
+        flatcar = HostFlatcar(directory)
+        self._flatcar.append(flatcar)
+        await flatcar.start(host, self.start_time)
+        speed = options.speed
+        keys = {
+            "kind": "os_update",
+            "agent": "update_engine",
+            "bus_address": flatcar.bus.address,
+            **flatcar.selector_files(),
+            "boot_record": str(flatcar.boot_record),
+            "boot_id_file": str(flatcar.boot_id_file),
+            "stat_file": str(flatcar.stat_file),
+        }
+        numbers = {
+            "interval": max(0.2, min(15.0, 15.0 / speed)),
+            "rebooted_for": DEFAULT_REBOOTED_FOR / speed,
+            "refresh": 60.0 / speed,
+        }
+        fields = [f'{key} = "{value}"' for key, value in keys.items()] + [f"{k} = {v:g}" for k, v in numbers.items()]
+        port = options.bridge_port_base and options.bridge_port_base + len(self.bridge_ports) + host.index
+        listener = _listen(options.address, port)
+        self.flatcar_ports.append(listener.getsockname()[1])
+        config_path = directory / "bridge.toml"
+        selector = "{ " + ", ".join(fields) + " }"
+        config_path.write_text(self._bridge_config(self.flatcar_ports[-1], selector, FLATCAR_AGENT_SELECTOR))
+        await self._serve(make_app(config_module.load(config_path)), listener)
+
+    def _bridge_config(self, port: int, selector: str, name: str = AGENT_SELECTOR) -> str:
         lines = [
             "# Written by `local-exporter simulate`: this host's bridge, in the original format.",
             "[service]",
@@ -288,7 +339,7 @@ class LiveFleet:
         ]
         if self.options.transport == "dbus":
             lines += ["[bridge]", f'dbus_session_bus_address = "{self.options.dbus_address}"', ""]
-        lines += ["[bridge.selectors]", f"{AGENT_SELECTOR} = {selector}", ""]
+        lines += ["[bridge.selectors]", f"{name} = {selector}", ""]
         return "\n".join(lines)
 
     async def _serve(self, app: web.Application, listener: socket.socket) -> None:
@@ -303,6 +354,9 @@ class LiveFleet:
             await transport.sync(self.fleet.render(host.index))
         for host, rpm_ostree in zip(self.fleet.hosts, self._rpm_ostree, strict=False):
             await rpm_ostree.sync(host)
+        now = time.time()
+        for flatcar_host, flatcar in zip(self.fleet.flatcar, self._flatcar, strict=False):
+            await flatcar.sync(flatcar_host, now)
 
     def _write_prometheus_files(self) -> None:
         assert self.fleet is not None
@@ -315,6 +369,11 @@ class LiveFleet:
         ]
         bridges = directory / "bridges.json"
         _replace(bridges, targets)
+        flatcar = [
+            {"targets": [f"{reached_at}:{port}"], "labels": {"instance": host.name}}
+            for host, port in zip(self.fleet.flatcar, self.flatcar_ports, strict=True)
+        ]
+        _replace(directory / "flatcar.json", flatcar)
         # The airlock as a file_sd target too: a Prometheus that reads both files finds it only
         # while a simulated fleet runs (the compose stack's demo profile).
         airlock = [{"targets": [f"{reached_at}:{self.airlock_port}"], "labels": {"instance": AIRLOCK_INSTANCE}}]
@@ -366,19 +425,31 @@ def prometheus_config(live: LiveFleet, bridges: Path) -> str:
     options = live.options
     interval = options.scrape_interval
 
-    def file_sd() -> list[dict[str, object]]:
+    flatcar = bridges.with_name("flatcar.json")
+
+    def file_sd(*files: Path) -> list[dict[str, object]]:
         # A fresh copy per job: a shared object would be written as a YAML anchor.
-        return [{"files": [str(bridges)], "refresh_interval": "30s"}]
+        return [{"files": [str(f) for f in files], "refresh_interval": "30s"}]
 
     jobs: list[dict[str, object]] = [
         {
             "job_name": AGENT_JOB,
             "metrics_path": "/bridge",
             "params": {"selector": [AGENT_SELECTOR]},
-            "file_sd_configs": file_sd(),
+            "file_sd_configs": file_sd(bridges),
         },
-        {"job_name": BRIDGE_JOB, "metrics_path": "/metrics", "file_sd_configs": file_sd()},
     ]
+    if live.flatcar_ports:
+        jobs.append(
+            {
+                "job_name": FLATCAR_AGENT_JOB,
+                "metrics_path": "/bridge",
+                "params": {"selector": [FLATCAR_AGENT_SELECTOR]},
+                "file_sd_configs": file_sd(flatcar),
+            }
+        )
+    bridge_files = (bridges, flatcar) if live.flatcar_ports else (bridges,)
+    jobs.append({"job_name": BRIDGE_JOB, "metrics_path": "/metrics", "file_sd_configs": file_sd(*bridge_files)})
     if live.airlock_port is not None:
         target = f"{options.address}:{live.airlock_port}"
         jobs.append(

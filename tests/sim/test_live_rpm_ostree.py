@@ -11,11 +11,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from local_exporter.sim.live import LiveOptions
 from local_exporter.sim.scenario import FleetSpec, ReleaseSpec, Scenario
-from tests.support.fleet import live_fleet
+from tests.support.fleet import State, bridge_state, live_fleet, reported_phase
 
 OLD, NEW = "40.20240504.3.0", "40.20240519.3.0"
 HOSTS = 3
@@ -23,21 +22,8 @@ SPEED = 300.0  # a refresh about every wall second
 RELEASE_AT = 1500.0
 
 
-async def _state(session: aiohttp.ClientSession, port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
-    async with session.get(f"http://127.0.0.1:{port}/bridge?selector=zincati") as response:
-        assert response.status == 200, await response.text()
-        text = await response.text()
-    return {
-        family.name: {tuple(sorted(s.labels.items())): s.value for s in family.samples}
-        for family in text_string_to_metric_families(text)
-    }
-
-
-def _phase(state: dict) -> tuple[str, str, str]:
-    (labels,) = state["os_update_phase"]
-    target = next(iter(state.get("os_update_target_info", {})), ())
-    waiting = next(iter(state.get("os_update_waiting_info", {})), ())
-    return dict(labels)["phase"], dict(target).get("version", ""), dict(waiting).get("reason", "")
+async def _state(session: aiohttp.ClientSession, port: int) -> State:
+    return await bridge_state(session, port, "zincati")
 
 
 @pytest.mark.timeout(120)
@@ -65,7 +51,7 @@ async def test_a_fleet_lock_rollout_through_one_slot_shows_every_phase(short_dir
         while time.monotonic() < deadline:
             states = [await _state(session, port) for port in live.bridge_ports]
             for index, state in enumerate(states):
-                seen.setdefault(scenario.fleet.host_name(index), set()).add(_phase(state))
+                seen.setdefault(scenario.fleet.host_name(index), set()).add(reported_phase(state))
             versions = {dict(next(iter(state["os_update_info"])))["os_version"] for state in states}
             if versions == {NEW} and ("rebooted", NEW, "") in set().union(*seen.values()):
                 break
