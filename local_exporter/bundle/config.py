@@ -7,6 +7,7 @@ without braces.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -50,6 +51,9 @@ class BundleConfig:
     # --- where the data comes from ------------------------------------------------------------
     #: The update agents, scraped through the bridge (`/bridge?selector=zincati`).
     agent_selector: str = f'job="{jobs.AGENT_JOB}"'
+    #: Flatcar's update agents: each Flatcar host's bridge, selector `update_engine` (an
+    #: os_update selector reading update_engine).
+    flatcar_agent_selector: str = f'job="{jobs.FLATCAR_AGENT_JOB}"'
     #: The bridges' own `/metrics`.
     bridge_selector: str = f'job="{jobs.BRIDGE_JOB}"'
     #: The FleetLock server (airlock), if any.
@@ -150,6 +154,13 @@ class BundleConfig:
         return replace(self, **changes)
 
     @property
+    def agents_selector(self) -> str:
+        """Both OSes' agent jobs in one matcher (`job=~"zincati|update_engine"`): what every rule
+        and alert about hosts reads. Zincati's own families exist only in its job."""
+        names = [job_of(selector) for selector in (self.agent_selector, self.flatcar_agent_selector)]
+        return f'job=~"{"|".join(names)}"'
+
+    @property
     def fleet_labels(self) -> tuple[str, ...]:
         """Labels every fleet-wide aggregation keeps."""
         return (self.cluster_label, "job", *((self.group_label,) if self.group_label else ()))
@@ -158,3 +169,11 @@ class BundleConfig:
     def host_labels(self) -> tuple[str, ...]:
         """Labels that identify one host (the group too, so that fleet aggregations keep it)."""
         return (*self.fleet_labels, "instance")
+
+
+def job_of(selector: str) -> str:
+    """`job="NAME"` -> NAME: the agents' selectors are each one plain job matcher."""
+    match = re.fullmatch(r'\s*job\s*=\s*"([^"]+)"\s*', selector)
+    if match is None:
+        raise ValueError(f'an agent selector must be of the form job="NAME", got {selector!r}')
+    return match.group(1)

@@ -39,6 +39,7 @@ CAN_FINALIZE = _zincati("zincati_updates_strategy_can_finalize_responses")
 LOCK_BUSY_KINDS = ("failed_lock", "lock_held")
 
 # The host's own update state, where its bridge runs the os_update selector (agents/os_update.py)
+OS_UPDATE_INFO = host_state.INFO
 OS_UPDATE_PHASE = host_state.PHASE
 OS_UPDATE_WAITING = host_state.WAITING
 OS_UPDATE_SOURCE_UP = host_state.SOURCE_UP

@@ -8,10 +8,9 @@ targets, so both carry the same `instance` (what Alertmanager's per-host inhibit
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from local_exporter.bundle.config import BundleConfig
+from local_exporter.bundle.config import BundleConfig, job_of
 from local_exporter.bundle.yamltext import body, comment, commented_out, document
 from local_exporter.common import jobs
 
@@ -22,19 +21,26 @@ BRIDGE_PORT = 9598
 AIRLOCK_STATUS_PORT = 2222
 ALERTMANAGER = "localhost:9093"
 EXAMPLE_HOSTS = ("host-a.example.org", "host-b.example.org")
+EXAMPLE_FLATCAR_HOSTS = ("flatcar-a.example.org",)
 EXAMPLE_CLUSTER = "example"
 
 
 def job_name(selector: str) -> str:
     """`job="NAME"` -> NAME: the example needs each selector to be one plain job matcher."""
-    match = re.fullmatch(r'\s*job\s*=\s*"([^"]+)"\s*', selector)
-    if match is None:
-        raise ValueError(f'the example prometheus.yml needs a selector of the form job="NAME", got {selector!r}')
-    return match.group(1)
+    try:
+        return job_of(selector)
+    except ValueError:
+        raise ValueError(
+            f'the example prometheus.yml needs a selector of the form job="NAME", got {selector!r}'
+        ) from None
 
 
 def _bridges() -> list[str]:
     return [f"{host}:{BRIDGE_PORT}" for host in EXAMPLE_HOSTS]
+
+
+def _flatcar_bridges() -> list[str]:
+    return [f"{host}:{BRIDGE_PORT}" for host in EXAMPLE_FLATCAR_HOSTS]
 
 
 def scrape_configs(config: BundleConfig) -> list[dict[str, Any]]:
@@ -45,7 +51,17 @@ def scrape_configs(config: BundleConfig) -> list[dict[str, Any]]:
             "params": {"selector": [jobs.AGENT_SELECTOR]},
             "static_configs": [{"targets": _bridges()}],
         },
-        {"job_name": job_name(config.bridge_selector), "static_configs": [{"targets": _bridges()}]},
+        {
+            # Flatcar hosts: their bridge's os_update selector reads update_engine.
+            "job_name": job_name(config.flatcar_agent_selector),
+            "metrics_path": "/bridge",
+            "params": {"selector": [jobs.FLATCAR_AGENT_SELECTOR]},
+            "static_configs": [{"targets": _flatcar_bridges()}],
+        },
+        {
+            "job_name": job_name(config.bridge_selector),
+            "static_configs": [{"targets": _bridges() + _flatcar_bridges()}],
+        },
         {
             "job_name": job_name(config.airlock_selector),
             "static_configs": [{"targets": [f"airlock.example.org:{AIRLOCK_STATUS_PORT}"]}],
@@ -70,7 +86,7 @@ def config_data(config: BundleConfig) -> dict[str, Any]:
 
 def config_text(config: BundleConfig) -> str:
     data = config_data(config)
-    agents, bridges, airlock = data["scrape_configs"]
+    agents, flatcar, bridges, airlock = data["scrape_configs"]
     file_sd = {"file_sd_configs": [{"files": ["targets/bridges/*.json"], "refresh_interval": "5m"}]}
     return document(
         [
@@ -95,6 +111,11 @@ def config_text(config: BundleConfig) -> str:
                 indent=2,
             )
             + commented_out(file_sd, indent=2)
+            + comment(
+                "Flatcar hosts, through their bridge's update_engine selector (kind os_update, agent\n"
+                "update_engine): the same families, their own job."
+            )
+            + body([flatcar])
             + comment("The bridges' own /metrics, on the same targets: the same `instance` labels.")
             + body([bridges])
             + comment("The FleetLock server (airlock), on its status port.")

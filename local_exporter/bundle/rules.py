@@ -49,14 +49,14 @@ RATE_WINDOW = "5m"
 # Recording rule names, `level:metric:operations`; the bundle's own metrics carry its name.
 PHASE = "instance:local_exporter_update_phase:info"
 ON_NEWEST = "instance:local_exporter_on_newest_os_version:bool"
-VERSION_FIRST_BOOT = "cluster_stream_os_version:process_start_time_seconds:min"
-NEWEST = "cluster_stream:local_exporter_newest_os_version:info"
-HOSTS_BY_VERSION = "cluster_stream_os_version:zincati_identity_os_info:count"
-HOSTS_BY_STREAM = "cluster_stream:zincati_identity_os_info:count"
-HOSTS_ON_NEWEST = "cluster_stream:local_exporter_on_newest_os_version:sum"
-NEWEST_RATIO = "cluster_stream:local_exporter_on_newest_os_version:ratio"
-HOSTS_BY_PHASE = "cluster_phase:local_exporter_update_phase:count"
-HOSTS_BY_PHASE_VERSION = "cluster_phase_os_version:local_exporter_update_phase:count"
+VERSION_FIRST_BOOT = "cluster_os_stream_os_version:local_exporter_first_boot_timestamp_seconds:min"
+NEWEST = "cluster_os_stream:local_exporter_newest_os_version:info"
+HOSTS_BY_VERSION = "cluster_os_stream_os_version:local_exporter_hosts:count"
+HOSTS_BY_STREAM = "cluster_os_stream:local_exporter_hosts:count"
+HOSTS_ON_NEWEST = "cluster_os_stream:local_exporter_on_newest_os_version:sum"
+NEWEST_RATIO = "cluster_os_stream:local_exporter_on_newest_os_version:ratio"
+HOSTS_BY_PHASE = "cluster_os_phase:local_exporter_update_phase:count"
+HOSTS_BY_PHASE_VERSION = "cluster_os_phase_os_version:local_exporter_update_phase:count"
 CHECKS_RATE = "cluster:zincati_cincinnati_update_checks:rate5m"
 CHECK_ERRORS_RATE = "cluster_kind:zincati_cincinnati_update_checks_errors:rate5m"
 DEPLOY_FAILURES_RATE = "cluster:zincati_rpm_ostree_deploy_failures:rate5m"
@@ -65,12 +65,12 @@ LOCK_ERRORS_RATE = "cluster_api_kind:zincati_strategy_fleet_lock_errors:rate5m"
 BRIDGE_REQUESTS_RATE = "cluster_selector_outcome:local_exporter_bridge_requests:rate5m"
 #: Bridges whose /metrics answered their last scrape, and all bridges scraped (`up` of their job).
 #: What hosts that report their own state say (os_update): empty where phases are inferred.
-WAITING_BY_REASON = "cluster_reason:os_update_waiting_info:count"
-FAILING_BY_KIND = "cluster_kind:os_update_failure_info:count"
-TARGETS_BY_VERSION = "cluster_version:os_update_target_info:count"
+WAITING_BY_REASON = "cluster_os_reason:os_update_waiting_info:count"
+FAILING_BY_KIND = "cluster_os_kind:os_update_failure_info:count"
+TARGETS_BY_VERSION = "cluster_os_version:os_update_target_info:count"
 #: Where every host reports (`infer_phases = false`): hosts per phase in their own words (and
 #: staged ones waiting for a reboot slot, with `reason`), per stream and version.
-OWN_PHASES = "cluster_phase_os_version:os_update_phase:count"
+OWN_PHASES = "cluster_os_phase_os_version:os_update_phase:count"
 BRIDGES_UP = "cluster:local_exporter_bridge_up:sum"
 BRIDGES = "cluster:local_exporter_bridge_up:count"
 
@@ -94,6 +94,36 @@ def by(labels: tuple[str, ...]) -> str:
 
 def on(labels: tuple[str, ...]) -> str:
     return f"on ({', '.join(labels)})"
+
+
+#: The fleet's OS: every fleet breakdown keeps it (both OSes have a stream called "stable").
+#: Zincati runs on Fedora CoreOS only, so a host known from Zincati's families alone is that.
+ZINCATI_OS = "fedora-coreos"
+
+
+def streams(config: BundleConfig) -> tuple[str, ...]:
+    """The labels of a stream: the fleet's, the OS and the stream."""
+    return (*config.fleet_labels, "os", "stream")
+
+
+def versions(config: BundleConfig) -> tuple[str, ...]:
+    """The labels of a version: a stream's and the version."""
+    return (*streams(config), "os_version")
+
+
+def zincati_os(expr: str) -> str:
+    """`expr` with the OS label of a host known from Zincati's families alone."""
+    return f'label_replace({expr}, "os", "{ZINCATI_OS}", "", "")'
+
+
+def host_info(config: BundleConfig) -> str:
+    """Each host's OS, stream and booted version: its own report where it makes one, else
+    Zincati's identity (`or` keeps the left side for every host it has)."""
+    agent = config.agents_selector
+    return (
+        f"{selected(names.OS_UPDATE_INFO, agent)}\n"
+        f"  or {on(config.host_labels)} {zincati_os(selected(names.OS_INFO, agent))}"
+    )
 
 
 def selected(metric: str, selector: str, extra: str = "") -> str:
@@ -133,14 +163,13 @@ def _reported_phase_groups(config: BundleConfig) -> list[Group]:
     at 100,000 hosts (docs/benchmarks.md); a group reading another's output sees it one
     evaluation late, a minute at most, for values that change once per release.
     """
-    fleet, agent = config.fleet_labels, config.agent_selector
-    stream = (*fleet, "stream")
-    version = (*stream, "os_version")
+    fleet, agent = config.fleet_labels, config.agents_selector
+    stream, version = streams(config), versions(config)
     waiting = selected(names.OS_UPDATE_WAITING, agent, 'reason="reboot_lock"')
     own_counts = (
-        f"count {by((*fleet, 'phase', 'stream', 'os_version'))} ({selected(names.OS_UPDATE_PHASE, agent)})\n"
+        f"count {by((*version, 'phase'))} ({selected(names.OS_UPDATE_PHASE, agent)})\n"
         # Staged hosts waiting for a reboot slot, apart: the reason is a series of its own.
-        f"or label_replace(count {by((*fleet, 'reason', 'stream', 'os_version'))} ({waiting}), "
+        f"or label_replace(count {by((*version, 'reason'))} ({waiting}), "
         '"phase", "staged", "", "")'
     )
 
@@ -167,7 +196,8 @@ def _reported_phase_groups(config: BundleConfig) -> list[Group]:
             "name": "local-exporter-versions",
             "interval": interval,
             "rules": [
-                {"record": HOSTS_BY_VERSION, "expr": f"count {by(version)} ({selected(names.OS_INFO, agent)})"},
+                # Every host reports: its own info, with its OS.
+                {"record": HOSTS_BY_VERSION, "expr": f"count {by(version)} ({selected(names.OS_UPDATE_INFO, agent)})"},
                 {"record": HOSTS_BY_STREAM, "expr": f"sum {by(stream)} ({HOSTS_BY_VERSION})"},
             ],
         },
@@ -189,7 +219,7 @@ def _reported_phase_groups(config: BundleConfig) -> list[Group]:
             "rules": [
                 {"record": OWN_PHASES, "expr": own_counts},
                 {"record": HOSTS_BY_PHASE_VERSION, "expr": "\nor ".join(mapped)},
-                {"record": HOSTS_BY_PHASE, "expr": f"sum {by((*fleet, 'phase'))} ({HOSTS_BY_PHASE_VERSION})"},
+                {"record": HOSTS_BY_PHASE, "expr": f"sum {by((*fleet, 'os', 'phase'))} ({HOSTS_BY_PHASE_VERSION})"},
             ],
         },
     ]
@@ -201,7 +231,7 @@ def reported_host_phases(config: BundleConfig, matchers: str) -> dict[str, str]:
     record, computed for the few hosts a panel shows. `stale` is not among them: the host
     judges a stalled agent `agent_down` (down)."""
     host = config.host_labels
-    version = (*config.fleet_labels, "stream", "os_version")
+    version = versions(config)
 
     def own(phases: str) -> str:
         return selected(names.OS_UPDATE_PHASE, matchers, f'phase=~"{phases}"')
@@ -220,10 +250,10 @@ def _reported_group(config: BundleConfig) -> Group:
     """Why hosts wait, what fails, which versions are on their way: counted from the hosts'
     own reports, which exist only for the hosts in question (cheap at any fleet size)."""
     fleet = config.fleet_labels
-    agent = config.agent_selector
+    agent = config.agents_selector
 
     def count(record: str, metric: str, label: str) -> Rule:
-        return {"record": record, "expr": f"count {by((*fleet, label))} ({selected(metric, agent)})"}
+        return {"record": record, "expr": f"count {by((*fleet, 'os', label))} ({selected(metric, agent)})"}
 
     return {
         "name": "local-exporter-reported",
@@ -238,7 +268,7 @@ def _reported_group(config: BundleConfig) -> Group:
 
 def _phase_rules(config: BundleConfig) -> list[Rule]:
     host = config.host_labels
-    agent = config.agent_selector
+    agent = config.agents_selector
     window = config.phase_window
 
     start = selected(names.PROCESS_START, agent)
@@ -258,8 +288,9 @@ def _phase_rules(config: BundleConfig) -> list[Rule]:
         )
 
     def phase(name: str, condition: str) -> str:
-        # Filters keep the filtered value (`up == 0` is 0): every phase series is 1.
-        return f'label_replace(({condition}) * 0 + 1, "phase", "{name}", "", "")'
+        # Filters keep the filtered value (`up == 0` is 0): every phase series is 1. A host
+        # whose phase is inferred is known from Zincati alone: Fedora CoreOS.
+        return zincati_os(f'label_replace(({condition}) * 0 + 1, "phase", "{name}", "", "")')
 
     busy = "|".join(names.LOCK_BUSY_KINDS)
     error = f"\n  or {on(host)} ".join(
@@ -283,11 +314,11 @@ def _phase_rules(config: BundleConfig) -> list[Rule]:
         f"    or {on(host)} ({refresh_age} > {config.disabled_stale_after_seconds})\n"
         "  )"
     )
-    os_info = selected(names.OS_INFO, agent)
+    info = host_info(config)
     on_newest = (
-        f"max {by((*host, 'stream'))} (\n"
-        f"  ({os_info} * {on((*config.fleet_labels, 'stream', 'os_version'))} group_left() {NEWEST})\n"
-        f"  or {on(host)} ({os_info} * 0)\n"
+        f"max {by((*host, 'os', 'stream'))} (\n"
+        f"  (({info}) * {on(versions(config))} group_left() {NEWEST})\n"
+        f"  or {on(host)} (({info}) * 0)\n"
         ")"
     )
     phases = [
@@ -328,15 +359,15 @@ REPORTED_PHASES = {
 
 def _reported_phase(config: BundleConfig) -> str:
     host = config.host_labels
-    own = selected(names.OS_UPDATE_PHASE, config.agent_selector)
+    own = selected(names.OS_UPDATE_PHASE, config.agents_selector)
 
     def reported(phases: str) -> str:
-        return f'max {by(host)} ({own[:-1]}, phase=~"{phases}"}})'
+        return f'max {by((*host, "os"))} ({own[:-1]}, phase=~"{phases}"}})'
 
     def phase(name: str, condition: str) -> str:
         return f'label_replace(({condition}) * 0 + 1, "phase", "{name}", "", "")'
 
-    waiting_lock = selected(names.OS_UPDATE_WAITING, config.agent_selector, 'reason="reboot_lock"')
+    waiting_lock = selected(names.OS_UPDATE_WAITING, config.agents_selector, 'reason="reboot_lock"')
     parts = [phase(mapped, reported(own_phase)) for own_phase, mapped in REPORTED_PHASES.items()]
     parts += [
         phase("waiting_lock", f"{reported('staged|rebooting')} and {on(host)} {waiting_lock}"),
@@ -352,38 +383,37 @@ def _version_rules(config: BundleConfig) -> list[Rule]:
     read each host's phase (after it)."""
     fleet = config.fleet_labels
     host = config.host_labels
-    agent = config.agent_selector
-    os_info = selected(names.OS_INFO, agent)
-    stream = (*fleet, "stream")
-    version = (*stream, "os_version")
+    agent = config.agents_selector
+    info = host_info(config)
+    stream, version = streams(config), versions(config)
     # The info series is the "many" side of every join with it: a host may briefly show two
     # (the old version's until its staleness marker, or in a backfill without markers), and a
-    # join that needs it unique would fail for the whole fleet.
+    # join that needs it unique would fail for the whole fleet. A reporting host's boot time
+    # carries what it booted; a host known from Zincati alone booted when its agent started.
+    zincati_boot = (
+        f"{zincati_os(selected(names.OS_INFO, agent))}\n"
+        f"    * {on(host)} group_left() {selected(names.PROCESS_START, agent)}"
+    )
     first_boot = (
-        f"min {by(version)} (\n  {os_info}\n  * {on(host)} group_left() {selected(names.PROCESS_START, agent)}\n)"
+        f"min {by(version)} (\n  {selected(names.OS_UPDATE_BOOT, agent)}\n  or {on(host)} (\n    {zincati_boot}\n  )\n)"
     )
     return [
-        {"record": HOSTS_BY_VERSION, "expr": f"count {by(version)} ({os_info})"},
+        {"record": HOSTS_BY_VERSION, "expr": f"count {by(version)} (\n  {info}\n)"},
         # From the counts per version, not from every host again.
         {"record": HOSTS_BY_STREAM, "expr": f"sum {by(stream)} ({HOSTS_BY_VERSION})"},
         {"record": VERSION_FIRST_BOOT, "expr": first_boot},
         *_newest_rules(config),
-        {"record": HOSTS_BY_PHASE, "expr": f"count {by((*fleet, 'phase'))} ({PHASE})"},
+        {"record": HOSTS_BY_PHASE, "expr": f"count {by((*fleet, 'os', 'phase'))} ({PHASE})"},
         {
             "record": HOSTS_BY_PHASE_VERSION,
-            "expr": (
-                f"count {by((*fleet, 'phase', 'stream', 'os_version'))} (\n"
-                f"  {os_info} * {on(host)} group_left(phase) {PHASE}\n"
-                ")"
-            ),
+            "expr": (f"count {by((*version, 'phase'))} (\n  ({info}) * {on(host)} group_left(phase) {PHASE}\n)"),
         },
     ]
 
 
 def _newest_rules(config: BundleConfig) -> list[Rule]:
     """The newest version per stream, and how many hosts run it: from the counts per version."""
-    stream = (*config.fleet_labels, "stream")
-    version = (*stream, "os_version")
+    stream, version = streams(config), versions(config)
     return [
         {"record": NEWEST, "expr": f"topk {by(stream)} (1, {VERSION_FIRST_BOOT}) * 0 + 1"},
         {
@@ -399,7 +429,7 @@ def _newest_rules(config: BundleConfig) -> list[Rule]:
 
 def _error_group(config: BundleConfig) -> Group:
     fleet = config.fleet_labels
-    agent = config.agent_selector
+    agent = config.agents_selector
     rate = RATE_WINDOW
 
     def rated(metric: str, selector: str, labels: tuple[str, ...]) -> str:

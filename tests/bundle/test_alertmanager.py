@@ -320,9 +320,12 @@ def test_the_example_scrapes_what_the_rules_select() -> None:
     for selector in (config.agent_selector, config.bridge_selector, config.airlock_selector):
         assert f'job="{prometheus_config.job_name(selector)}"' == selector
     agents, bridges = jobs[prometheus_config.job_name(config.agent_selector)], jobs["local_exporter"]
+    flatcar = jobs[prometheus_config.job_name(config.flatcar_agent_selector)]
     assert agents["metrics_path"] == "/bridge" and agents["params"] == {"selector": ["zincati"]}
+    assert flatcar["metrics_path"] == "/bridge" and flatcar["params"] == {"selector": ["update_engine"]}
     # Same targets: the agents' and the bridges' series share `instance`, which inhibition compares.
-    assert agents["static_configs"] == bridges["static_configs"]
+    targets = [t for job in (agents, flatcar) for t in job["static_configs"][0]["targets"]]
+    assert targets == bridges["static_configs"][0]["targets"]
     assert data["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["localhost:9093"]
     assert config.cluster_label in data["global"]["external_labels"]
 

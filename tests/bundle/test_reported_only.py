@@ -21,33 +21,41 @@ from local_exporter.bundle.promql import metric_names
 from tests.support.prometheus import PROMTOOL
 
 CONFIG = BundleConfig(infer_phases=False)
+FCOS, FLATCAR = "fedora-coreos", "flatcar"
 REPORTED = {os_update.PHASE, os_update.WAITING, rules.OWN_PHASES, rules.NEWEST}
 
 
 VERSIONS: dict[str, str] = {}
 
 
-def _host(name: str, version: str, started: int, phase: str | None) -> list[dict[str, str]]:
-    """A host on `version` since `started`, reporting `phase` (None: Zincati's socket alone)."""
+def _host(name: str, version: str, started: int, phase: str | None, os: str = FCOS) -> list[dict[str, str]]:
+    """A host on `version` since `started`, reporting `phase` (None: Zincati's socket alone);
+    a Flatcar host (`os`) is in the update_engine job and has no Zincati families."""
     VERSIONS[name] = version
-    where = f'stream="stable", os_version="{version}"'
-    series = [
-        {
-            "series": f'zincati_identity_os_info{{job="zincati", instance="{name}", {where}, '
-            'basearch="x86_64", platform="metal"}',
-            "values": "1+0x30",
-        },
-        {"series": f'process_start_time_seconds{{job="zincati", instance="{name}"}}', "values": f"{started}+0x30"},
-        {"series": f'up{{job="zincati", instance="{name}"}}', "values": "1+0x30"},
-    ]
+    job = "zincati" if os == FCOS else "update_engine"
+    where = f'os="{os}", stream="stable", os_version="{version}"'
+    series = [{"series": f'up{{job="{job}", instance="{name}"}}', "values": "1+0x30"}]
+    if os == FCOS:
+        series += [
+            {
+                "series": f'zincati_identity_os_info{{job="zincati", instance="{name}", stream="stable", '
+                f'os_version="{version}", basearch="x86_64", platform="metal"}}',
+                "values": "1+0x30",
+            },
+            {"series": f'process_start_time_seconds{{job="zincati", instance="{name}"}}', "values": f"{started}+0x30"},
+        ]
     if phase is not None:
         series += [
             {
-                "series": f'os_update_phase{{job="zincati", instance="{name}", phase="{phase}", {where}}}',
+                "series": f'os_update_info{{job="{job}", instance="{name}", agent="a", {where}}}',
                 "values": "1+0x30",
             },
             {
-                "series": f'os_update_boot_timestamp_seconds{{job="zincati", instance="{name}", {where}}}',
+                "series": f'os_update_phase{{job="{job}", instance="{name}", phase="{phase}", {where}}}',
+                "values": "1+0x30",
+            },
+            {
+                "series": f'os_update_boot_timestamp_seconds{{job="{job}", instance="{name}", {where}}}',
                 "values": f"{started}+0x30",
             },
         ]
@@ -57,7 +65,7 @@ def _host(name: str, version: str, started: int, phase: str | None) -> list[dict
 def _waiting(name: str) -> dict[str, str]:
     return {
         "series": f'os_update_waiting_info{{job="zincati", instance="{name}", reason="reboot_lock", '
-        f'stream="stable", os_version="{VERSIONS[name]}"}}',
+        f'os="{FCOS}", stream="stable", os_version="{VERSIONS[name]}"}}',
         "values": "1+0x30",
     }
 
@@ -70,11 +78,11 @@ def _on_the_host_dashboard(name: str, phase: str | None) -> dict[str, object]:
     return {"expr": expr, "eval_time": "30m", "exp_samples": samples}
 
 
-def _counted(name: str, labels: str, count: int) -> dict[str, object]:
+def _counted(name: str, labels: str, count: int, job: str = "zincati") -> dict[str, object]:
     return {
         "expr": f"{name}{{{labels}}}",
         "eval_time": "30m",
-        "exp_samples": [{"labels": f'{name}{{job="zincati", {labels}}}', "value": count}],
+        "exp_samples": [{"labels": f'{name}{{job="{job}", {labels}}}', "value": count}],
     }
 
 
@@ -107,6 +115,9 @@ def test_the_phase_is_the_reported_one_and_nothing_is_inferred(tmp_path: Path) -
         {"series": 'up{job="zincati", instance="h-bridge-gone"}', "values": "0+0x30"},
         # Zincati's socket alone, its counters moving: no phase without the inference.
         *_host("h-zincati-only", "40.1", 0, None),
+        # A Flatcar host, idle on its stream's only (so newest) version: a stream of its own,
+        # although both are called "stable".
+        *_host("h-flatcar", "4152.2.0", 300, "idle", os=FLATCAR),
         {
             "series": 'zincati_cincinnati_update_checks_errors_total{job="zincati", instance="h-zincati-only", kind="x"}',
             "values": "0+1x30",
@@ -127,9 +138,10 @@ def test_the_phase_is_the_reported_one_and_nothing_is_inferred(tmp_path: Path) -
         "h-waiting-newest": "waiting_lock",
         "h-bridge-gone": None,
         "h-zincati-only": None,
+        "h-flatcar": "up_to_date",
     }
     per_phase = {"checking": 2, "staged": 2, "waiting_lock": 2, "up_to_date": 1, "error": 1}
-    newest = 'stream="stable", os_version="40.2"'
+    newest = f'os="{FCOS}", stream="stable", os_version="40.2"'
     test = {
         "rule_files": ["prometheus/rules/recording.yml"],
         "evaluation_interval": "1m",
@@ -139,14 +151,18 @@ def test_the_phase_is_the_reported_one_and_nothing_is_inferred(tmp_path: Path) -
                 "input_series": series,
                 "promql_expr_test": [
                     *(_on_the_host_dashboard(name, phase) for name, phase in expected.items()),
-                    _counted(rules.HOSTS_BY_STREAM, 'stream="stable"', 13),
-                    _counted(rules.HOSTS_ON_NEWEST, 'stream="stable"', 3),
-                    *(_counted(rules.HOSTS_BY_PHASE, f'phase="{p}"', n) for p, n in per_phase.items()),
-                    # Every reporting host counted once; the other two have no phase.
+                    # Every reporting host, counted from its own report (not Zincati's identity).
+                    _counted(rules.HOSTS_BY_STREAM, f'os="{FCOS}", stream="stable"', 12),
+                    _counted(rules.HOSTS_ON_NEWEST, f'os="{FCOS}", stream="stable"', 3),
+                    _counted(rules.HOSTS_BY_STREAM, f'os="{FLATCAR}", stream="stable"', 1, "update_engine"),
+                    _counted(rules.HOSTS_ON_NEWEST, f'os="{FLATCAR}", stream="stable"', 1, "update_engine"),
+                    _counted(rules.HOSTS_BY_PHASE, f'os="{FLATCAR}", phase="up_to_date"', 1, "update_engine"),
+                    *(_counted(rules.HOSTS_BY_PHASE, f'os="{FCOS}", phase="{p}"', n) for p, n in per_phase.items()),
+                    # Every reporting host counted once, of either OS; the other two have no phase.
                     {
                         "expr": f"sum({rules.HOSTS_BY_PHASE})",
                         "eval_time": "30m",
-                        "exp_samples": [{"labels": "{}", "value": 12}],
+                        "exp_samples": [{"labels": "{}", "value": 13}],
                     },
                     *(
                         _counted(rules.HOSTS_BY_PHASE_VERSION, f'phase="{p}", {newest}', 1)

@@ -18,7 +18,7 @@ def alerts(config: BundleConfig) -> list[Alert]:
     if not config.infer_phases:
         return _reported_alerts(config)
     host = config.host_labels
-    agent = config.agent_selector
+    agent = config.agents_selector
     phase = rules.PHASE
 
     def increase(metric: str, window: str, extra: str = "") -> str:
@@ -131,7 +131,7 @@ def _reboot_pending(config: BundleConfig) -> str:
     long it has been staged: instant vectors, cheap at 100,000 hosts (docs/benchmarks.md).
     """
     host = config.host_labels
-    agent = config.agent_selector
+    agent = config.agents_selector
     overdue = rules.seconds(config.staged_for)
     staged_age = f"max {by(host)} (time() - {selected(names.LATEST_STATE_CHANGE, agent)})"
     periodic = selected(names.STRATEGY, agent, 'strategy="periodic"')
@@ -154,7 +154,7 @@ def _reported_alerts(config: BundleConfig) -> list[Alert]:
     bridge judged the phase from its own reads, so no window of counter movement is needed.
     """
     host = config.host_labels
-    agent = config.agent_selector
+    agent = config.agents_selector
 
     def own(family: str, matchers: str) -> str:
         return f"max {by(host)} ({selected(family, agent, matchers)})"

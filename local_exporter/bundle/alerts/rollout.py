@@ -13,7 +13,8 @@ UPDATING_PHASES = ("staging", "staged", "rebooted")
 
 def alerts(config: BundleConfig) -> list[Alert]:
     fleet = config.fleet_labels
-    stream = (*fleet, "stream")
+    stream = rules.streams(config)
+    os = (*fleet, "os")
     ratio = rules.NEWEST_RATIO
     updating = "|".join(UPDATING_PHASES)
     # Progress is a host reaching the newest version (phase `rebooted`), not a move of the share:
@@ -33,17 +34,19 @@ def alerts(config: BundleConfig) -> list[Alert]:
             f"and {on(stream)} ({ratio} offset {config.stalled_for})\n"
             f"unless {on(stream)} max_over_time({arrived}[{config.stalled_for}])",
             "A rollout has stopped making progress.",
-            "{{ $value | humanizePercentage }} of the {{ $labels.stream }} hosts run the newest version and no host "
+            "{{ $value | humanizePercentage }} of the {{ $labels.os }} {{ $labels.stream }} hosts run the newest "
+            "version and no host "
             f"has reached it for {config.stalled_for}.",
             config.confirm_for,
         ),
         Alert(
             "RebootLockContended",
             "warning",
-            f'sum {by(fleet)} (min_over_time({rules.HOSTS_BY_PHASE}{{phase="waiting_lock"}}[{config.gauge_window}]))\n'
-            f'unless {on(fleet)} max_over_time({rules.HOSTS_BY_PHASE}{{phase="rebooted"}}[{config.gauge_window}])',
+            # Per OS: each has its own lock (FleetLock, locksmith's etcd semaphore).
+            f'sum {by(os)} (min_over_time({rules.HOSTS_BY_PHASE}{{phase="waiting_lock"}}[{config.gauge_window}]))\n'
+            f'unless {on(os)} max_over_time({rules.HOSTS_BY_PHASE}{{phase="rebooted"}}[{config.gauge_window}])',
             "Hosts wait for a reboot slot and no host reboots.",
-            "{{ $value }} hosts have been refused a reboot slot and no host has rebooted for "
+            "{{ $value }} {{ $labels.os }} hosts have been refused a reboot slot and no host has rebooted for "
             f"{config.lock_contended_for}: the slots are held by hosts that do not finish their update.",
             config.lock_contended_for,
         ),
@@ -61,7 +64,8 @@ def alerts(config: BundleConfig) -> list[Alert]:
             "info",
             f"count {by(stream)} (max_over_time({rules.HOSTS_BY_VERSION}[{config.gauge_window}])) > 1",
             "Hosts of one stream run different versions for days.",
-            f"The {{{{ $labels.stream }}}} hosts have run {{{{ $value }}}} different versions for {config.skew_for}.",
+            f"The {{{{ $labels.os }}}} {{{{ $labels.stream }}}} hosts have run {{{{ $value }}}} different versions for "
+            f"{config.skew_for}.",
             config.skew_for,
         ),
     ]

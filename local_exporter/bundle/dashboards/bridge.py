@@ -24,10 +24,11 @@ SLUG = "bridge"
 
 
 def dashboard(config: BundleConfig) -> Dashboard:
-    fleet = common.fleet(config)
+    # The bridges' own series have no OS: the fleet is the cluster and the job.
+    fleet = common.agents(config)
     chosen = common.host(config, 'selector=~"$selector"')
     failed = 'outcome!~"success|cancelled"'
-    fleet_failed = common.fleet(config, failed)
+    fleet_failed = common.agents(config, failed)
     chosen_failed = common.host(config, f'selector=~"$selector", {failed}')
 
     per_pair = common.by(config, "instance", "selector")
@@ -152,8 +153,8 @@ def dashboard(config: BundleConfig) -> Dashboard:
         title="OS updates / Bridge health",
         description="The bridges' own metrics: scrape outcomes, latency, bytes, last success, per host and selector.",
         variables=[
-            *common.fleet_variables(config, names.BRIDGE_BUILD_INFO),
-            common.instance_variable(config, names.BRIDGE_BUILD_INFO, multi=True),
+            *common.fleet_variables(config, names.BRIDGE_BUILD_INFO, os=False),
+            common.instance_variable(config, names.BRIDGE_BUILD_INFO, multi=True, os=False),
             Variable("selector", "Selector", f"label_values({names.BRIDGE_REQUESTS}{common.host(config)}, selector)"),
         ],
         rows=[Row("Fleet", fleet_panels), Row("Chosen hosts", host_panels)],

@@ -33,7 +33,15 @@ def phase_code(phase: str) -> int:
 
 
 def fleet(config: BundleConfig, extra: str = "") -> str:
-    """Matchers of the fleet variables, for agents' series and the rules recorded from them."""
+    """Matchers of the fleet variables, the OS included: for the rules that count hosts (they
+    carry `os`) and the hosts' own os_update families."""
+    return agents(config, ", ".join(m for m in ('os=~"$os"', extra) if m))
+
+
+def agents(config: BundleConfig, extra: str = "") -> str:
+    """Matchers of the fleet variables but the OS, for series that have no `os` label: an
+    agent's own families (Zincati's are Fedora CoreOS'), the bridges', the airlock's, and the
+    rates recorded from them. The OS variable's "All" (`.*`) matches them too."""
     matchers = [f'{config.cluster_label}=~"${config.cluster_label}"', 'job=~"$job"']
     if config.group_label:
         matchers.append(f'{config.group_label}=~"${config.group_label}"')
@@ -43,8 +51,8 @@ def fleet(config: BundleConfig, extra: str = "") -> str:
 
 
 def host(config: BundleConfig, extra: str = "") -> str:
-    """Matchers of the fleet variables and the chosen host(s)."""
-    return fleet(config, ", ".join(m for m in ('instance=~"$instance"', extra) if m))
+    """Matchers of the fleet variables (but the OS: a host's own series) and the chosen host(s)."""
+    return agents(config, ", ".join(m for m in ('instance=~"$instance"', extra) if m))
 
 
 def by(config: BundleConfig, *labels: str) -> str:
@@ -63,14 +71,17 @@ def breakdown(config: BundleConfig, series: str, *labels: str, legend: str) -> Q
     return Query(f"sum{by(config, *labels)} ({series})", legend=legend_for(config, legend))
 
 
-def fleet_variables(config: BundleConfig, source: str) -> list[Variable]:
-    """cluster (hidden unless multi-cluster), job and the group label, each listed from `source`
-    (a metric or recording rule that carries them) within the choices made before it."""
+def fleet_variables(config: BundleConfig, source: str = rules.HOSTS_BY_STREAM, *, os: bool = True) -> list[Variable]:
+    """cluster (hidden unless multi-cluster), job, the group label and (with `os`) the OS, each
+    listed from `source` (a metric or recording rule that carries them) within the choices made
+    before it. The OS's "All" is `.*`, which also matches series without an `os` label."""
     chosen: list[str] = []
     variables = []
     labels = [(config.cluster_label, "Cluster", ".*", not config.show_multi_cluster), ("job", "Job", ".+", False)]
     if config.group_label:
         labels.append((config.group_label, config.group_label.capitalize(), ".+", False))
+    if os:
+        labels.append(("os", "OS", ".*", False))
     for label, title, all_value, hidden in labels:
         selector = "{" + ", ".join(chosen) + "}" if chosen else ""
         variables.append(
@@ -80,7 +91,7 @@ def fleet_variables(config: BundleConfig, source: str) -> list[Variable]:
     return variables
 
 
-def instance_variable(config: BundleConfig, metric: str, *, multi: bool) -> Variable:
+def instance_variable(config: BundleConfig, metric: str, *, multi: bool, os: bool = True) -> Variable:
     """The hosts of the chosen fleet that expose `metric`: one to drill into, or several.
 
     Several start on the first host, not "All", and "All" is `.*`: a `.+` matcher makes
@@ -90,7 +101,7 @@ def instance_variable(config: BundleConfig, metric: str, *, multi: bool) -> Vari
     return Variable(
         "instance",
         "Host",
-        f"label_values({metric}{fleet(config)}, instance)",
+        f"label_values({metric}{fleet(config) if os else agents(config)}, instance)",
         multi=multi,
         all_value=".*" if multi else None,
         starts_on_all=False,

@@ -32,7 +32,8 @@ ERROR_COUNTERS = (
 
 
 def dashboard(config: BundleConfig) -> Dashboard:
-    fleet = common.fleet(config)
+    # The error rates are Zincati's (Fedora CoreOS) and have no OS label; the phase counts do.
+    fleet = common.agents(config)
     in_error = common.fleet(config, 'phase="error"')
     check_ratio = f"sum({rules.CHECK_ERRORS_RATE}{fleet}) / sum({rules.CHECKS_RATE}{fleet})"
     summary = [

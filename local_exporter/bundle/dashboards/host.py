@@ -47,6 +47,8 @@ def dashboard(config: BundleConfig) -> Dashboard:
         return f"sum{grouping} (increase({metric}{host}[$__rate_interval]))"
 
     number = phase_number(config, common.host(config)[1:-1])
+    # What the host booted: its own report (any OS), or Zincati's identity.
+    booted = f"{names.OS_UPDATE_INFO}{host} or {names.OS_INFO}{host}"
     phase_mappings = value_mappings(
         (common.phase_code(phase), title, colour) for phase, (title, colour, _) in common.PHASE_STYLE.items()
     )
@@ -65,7 +67,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "none",
             [
                 Query(
-                    f"max by (os_version, stream) ({names.OS_INFO}{host})",
+                    f"max by (os_version, stream) ({booted})",
                     legend="{{os_version}} ({{stream}})",
                     instant=True,
                 )
@@ -163,7 +165,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
             "Booted version over time",
             "Which version the host ran when: a new band starts at each reboot into an update.",
             "none",
-            [Query(f"max by (os_version) ({names.OS_INFO}{host})", legend="{{os_version}}")],
+            [Query(f"max by (os_version) ({booted})", legend="{{os_version}}")],
             mappings=value_mappings([(1, "booted", GOOD)]),
             height=5,
         ),
@@ -238,7 +240,10 @@ def dashboard(config: BundleConfig) -> Dashboard:
         description="One host's update phase, versions, errors and reboot-lock interaction over time.",
         variables=[
             *common.fleet_variables(config, rules.HOSTS_BY_STREAM),
-            common.instance_variable(config, names.OS_INFO, multi=False),
+            # Hosts with a phase, every OS's: the per-host phase series carries the OS.
+            common.instance_variable(
+                config, rules.PHASE if config.infer_phases else names.OS_UPDATE_PHASE, multi=False
+            ),
         ],
         rows=[
             Row("Now", now),

@@ -37,8 +37,10 @@ def dashboard(config: BundleConfig) -> Dashboard:
         return common.legend_for(config, text)
 
     # A share is a sum over a sum: the recorded ratios of several jobs or clusters do not add up.
+    # A stream never stands alone: both OSes have one called "stable".
     share_of_stream = (
-        f"sum{by('stream')} ({rules.HOSTS_ON_NEWEST}{fleet})\n/ sum{by('stream')} ({rules.HOSTS_BY_STREAM}{fleet})"
+        f"sum{by('os', 'stream')} ({rules.HOSTS_ON_NEWEST}{fleet})\n"
+        f"/ sum{by('os', 'stream')} ({rules.HOSTS_BY_STREAM}{fleet})"
     )
 
     def phase_filter(phase: str) -> str:
@@ -91,7 +93,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
         "Rollout progress per stream",
         "Share of each stream's hosts on its newest version: a rollout climbs to 100 %.",
         "percentunit",
-        [Query(share_of_stream, legend=legend("{{stream}}"))],
+        [Query(share_of_stream, legend=legend("{{os}} {{stream}}"))],
         width=16,
         max_value=1,
     )
@@ -100,14 +102,20 @@ def dashboard(config: BundleConfig) -> Dashboard:
         "The version each stream is rolling out (the one whose first host booted last), and how many hosts run it.",
         "none",
         [
-            Query(f"max{by('stream', 'os_version')} ({rules.NEWEST}{fleet})", instant=True, table=True),
-            Query(f"sum{by('stream')} ({rules.HOSTS_ON_NEWEST}{fleet})", instant=True, table=True),
+            Query(f"max{by('os', 'stream', 'os_version')} ({rules.NEWEST}{fleet})", instant=True, table=True),
+            Query(f"sum{by('os', 'stream')} ({rules.HOSTS_ON_NEWEST}{fleet})", instant=True, table=True),
             Query(share_of_stream, instant=True, table=True),
         ],
         transformations=[
             {"id": "merge", "options": {}},
             rename(
-                {"stream": "Stream", "os_version": "Newest version", "Value #B": "Hosts on it", "Value #C": "Share"},
+                {
+                    "os": "OS",
+                    "stream": "Stream",
+                    "os_version": "Newest version",
+                    "Value #B": "Hosts on it",
+                    "Value #C": "Share",
+                },
                 exclude=("Time", "Value #A"),
             ),
         ],

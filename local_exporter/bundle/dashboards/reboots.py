@@ -15,7 +15,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
     # Airlock is scraped on its own, not per host: the cluster variable applies, job does not.
     airlock = "{" + f'{config.cluster_label}=~"${config.cluster_label}", {config.airlock_selector}' + "}"
     waiting = common.fleet(config, 'phase="waiting_lock"')
-    busy = common.fleet(config, f'api="pre-reboot", kind=~"{"|".join(names.LOCK_BUSY_KINDS)}"')
+    busy = common.agents(config, f'api="pre-reboot", kind=~"{"|".join(names.LOCK_BUSY_KINDS)}"')
     holders = f"sum{common.by(config, 'group')} ({names.AIRLOCK_HOLDERS}{airlock})"
     slots = f"sum{common.by(config, 'group')} ({names.AIRLOCK_SLOTS}{airlock})"
     now = [

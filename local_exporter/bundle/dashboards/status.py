@@ -24,12 +24,12 @@ REPORTED = common.REPORTED_ONLY
 def dashboard(config: BundleConfig) -> Dashboard:
     fleet = common.fleet(config)
     not_up_to_date = common.fleet(config, 'phase!="up_to_date"')
-    per_version_phase = f"sum{common.by(config, 'os_version', 'phase')} ({rules.HOSTS_BY_PHASE_VERSION}{fleet})"
-    row = "os_version"
-    if config.show_multi_cluster:
-        # The matrix has one row label: the cluster and the version joined.
-        row = "version"
-        per_version_phase = f'label_join({per_version_phase}, "{row}", " ", "{config.cluster_label}", "os_version")'
+    per_version_phase = f"sum{common.by(config, 'os', 'os_version', 'phase')} ({rules.HOSTS_BY_PHASE_VERSION}{fleet})"
+    # The matrix has one row label: the OS and the version (the cluster first, with several).
+    row = "version"
+    joined = ((config.cluster_label,) if config.show_multi_cluster else ()) + ("os", "os_version")
+    sources = ", ".join(f'"{label}"' for label in joined)
+    per_version_phase = f'label_join({per_version_phase}, "{row}", " ", {sources})'
     per_phase = f"sum{common.by(config, 'phase')} ({rules.HOSTS_BY_PHASE}{fleet})"
     all_hosts = (
         f"on ({config.cluster_label}) group_left () sum by ({config.cluster_label}) ({rules.HOSTS_BY_PHASE}{fleet})"
@@ -81,8 +81,9 @@ def dashboard(config: BundleConfig) -> Dashboard:
                 config,
                 f"{rules.HOSTS_BY_PHASE_VERSION}{not_up_to_date}",
                 "phase",
+                "os",
                 "os_version",
-                legend="{{phase}} on {{os_version}}",
+                legend="{{phase}} on {{os}} {{os_version}}",
             )
         ],
         width=16,

@@ -13,11 +13,12 @@ SLUG = "versions"
 
 def dashboard(config: BundleConfig) -> Dashboard:
     fleet = common.fleet(config)
-    legend = common.legend_for(config, "{{os_version}}")
+    legend = common.legend_for(config, "{{os}} {{os_version}}")
     # Each version's share of its cluster's hosts (of all hosts, with one cluster).
     on_cluster = f"on ({config.cluster_label if config.show_multi_cluster else ''}) group_left () "
     split = (
         *((config.cluster_label,) if config.show_multi_cluster else ()),
+        "os",
         "stream",
         *((config.group_label,) if config.group_label else ()),
     )
@@ -38,7 +39,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
             {"id": "merge", "options": {}},
             rename(
                 {
-                    **{label: label.capitalize() for label in split},
+                    **{label: "OS" if label == "os" else label.capitalize() for label in split},
                     "os_version": "Version",
                     "Value #A": "Hosts",
                     "Value #B": "Share",
@@ -54,7 +55,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
         "Hosts per version",
         "Hosts on each version over time, stacked: a rollout moves hosts from the old band to the new one.",
         "none",
-        [Query(f"sum{common.by(config, 'os_version')} ({rules.HOSTS_BY_VERSION}{fleet})", legend=legend)],
+        [Query(f"sum{common.by(config, 'os', 'os_version')} ({rules.HOSTS_BY_VERSION}{fleet})", legend=legend)],
         width=14,
         height=10,
         stacked=True,
@@ -65,7 +66,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
         "percentunit",
         [
             Query(
-                f"sum{common.by(config, 'os_version')} ({rules.HOSTS_BY_VERSION}{fleet})\n"
+                f"sum{common.by(config, 'os', 'os_version')} ({rules.HOSTS_BY_VERSION}{fleet})\n"
                 f"/ {on_cluster}sum{common.by(config)} ({rules.HOSTS_BY_STREAM}{fleet})",
                 legend=legend,
             )

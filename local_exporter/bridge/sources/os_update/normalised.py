@@ -46,11 +46,11 @@ def families(facts: Facts) -> list[Family]:
     waiting = Family(names.WAITING, "gauge", "Why a staged update waits for its reboot.")
     failure = Family(names.FAILURE, "gauge", "What keeps failing, while the phase is failing.")
     if verdict.target:
-        target.add(1, version=verdict.target)
+        target.add(1, version=verdict.target, os=facts.os)
     if verdict.waiting:
         waiting.add(1, reason=verdict.waiting, **where)
     if verdict.failure:
-        failure.add(1, kind=verdict.failure)
+        failure.add(1, kind=verdict.failure, os=facts.os)
     progress = Family(names.PROGRESS, "gauge", "Download progress of the update, 0 to 1, where the agent tells it.")
     if facts.progress is not None and verdict.phase == "downloading":
         progress.add(facts.progress)

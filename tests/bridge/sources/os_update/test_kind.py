@@ -83,7 +83,7 @@ async def test_a_staged_update_waiting_for_a_reboot_slot(aiohttp_client, dbus_bu
     try:
         client = await aiohttp_client(bridge_app(_selector(short_dir, dbus_bus)))
         found = await _until(client, names.PHASE, _phase("staged", OLD.version))
-        assert found[names.TARGET] == [({"version": NEW.version}, 1.0)]
+        assert found[names.TARGET] == [({"version": NEW.version, "os": "fedora-coreos"}, 1.0)]
         assert found[names.INFO] == [
             ({"os": "fedora-coreos", "os_version": OLD.version, "stream": "stable", "agent": "zincati"}, 1.0)
         ]

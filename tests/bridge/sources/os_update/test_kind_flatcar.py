@@ -57,7 +57,7 @@ async def test_a_staged_update_waiting_for_the_etcd_lock(aiohttp_client, dbus_bu
         found = await _families(client)
         assert found[names.INFO] == [({"agent": "update_engine", **WHERE}, 1.0)]
         assert found[names.WAITING] == [({"reason": "reboot_lock", **WHERE}, 1.0)]
-        assert found[names.TARGET] == [({"version": TARGET}, 1.0)]
+        assert found[names.TARGET] == [({"version": TARGET, "os": "flatcar"}, 1.0)]
         assert found[names.SOURCE_UP] == [({"source": "agent"}, 1.0)]
         # The agent's own families come along (agent_metrics), those of kind update_engine.
         assert found["update_engine_coordinator_info"] == [
@@ -82,7 +82,7 @@ async def test_a_failed_check_seen_by_signal_and_a_download(
         service.update(operation=api.REPORTING_ERROR)
         service.update(operation=api.IDLE)
         await until_read(lambda: _phase(client), [({"phase": "failing", **WHERE}, 1.0)])
-        assert (await _families(client))[names.FAILURE] == [({"kind": "update_check"}, 1.0)]
+        assert (await _families(client))[names.FAILURE] == [({"kind": "update_check", "os": "flatcar"}, 1.0)]
         # The next check finds an update and downloads it: the check succeeded.
         service.update(operation=api.CHECKING)
         service.update(
@@ -92,7 +92,7 @@ async def test_a_failed_check_seen_by_signal_and_a_download(
         await until_read(lambda: _phase(client), [({"phase": "downloading", **WHERE}, 1.0)])
         found = await _families(client)
         assert found[names.PROGRESS] == [({}, 0.5)]
-        assert found[names.TARGET] == [({"version": TARGET}, 1.0)]
+        assert found[names.TARGET] == [({"version": TARGET, "os": "flatcar"}, 1.0)]
         assert found[names.LAST_CHECK][0][1] > time.time() - 10
     finally:
         await service.close()
