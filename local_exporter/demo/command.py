@@ -29,7 +29,7 @@ from local_exporter.demo.receiver import Receiver
 from local_exporter.demo.servers import DemoError
 from local_exporter.sim import scenario_file
 from local_exporter.sim.live import LiveFleet, LiveOptions, ensure_descriptors
-from local_exporter.sim.scenario import Scenario
+from local_exporter.sim.scenario import FEDORA_COREOS, FLATCAR, Scenario
 
 #: The queries the banner suggests: the rollout views the dashboards are built on.
 EXAMPLE_QUERIES = (
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             packages = " ".join(servers.PACKAGES[m] for m in missing)
             raise DemoError(f"needs {', '.join(missing)}: run scripts/bootstrap, or `sudo apt-get install {packages}`")
         ports = _ports(args, scenario)
-        problem = ensure_descriptors(scenario.fleet.hosts)
+        problem = ensure_descriptors(_hosts(scenario))
         if problem:
             raise DemoError(problem)
         with contextlib.ExitStack() as stack:
@@ -71,6 +71,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
+def _hosts(scenario: Scenario) -> int:
+    """Every host of the scenario, both OSes'."""
+    return scenario.fleet.hosts + (scenario.flatcar.hosts if scenario.flatcar is not None else 0)
+
+
 def _ports(args: argparse.Namespace, scenario: Scenario) -> Ports:
     """Every port the demo will listen on, checked free before anything starts."""
     address = args.address
@@ -81,7 +86,7 @@ def _ports(args: argparse.Namespace, scenario: Scenario) -> Ports:
         (args.airlock_port, "--airlock-port"),
     ]
     if args.bridge_port_base:
-        fixed += [(args.bridge_port_base + i, "--bridge-port-base") for i in range(scenario.fleet.hosts)]
+        fixed += [(args.bridge_port_base + i, "--bridge-port-base") for i in range(_hosts(scenario))]
     seen: dict[int, str] = {}
     for port, flag in fixed:
         if port and port in seen:
@@ -149,7 +154,8 @@ async def _demo(args: argparse.Namespace, scenario: Scenario, ports: Ports, dire
         await live.close()
         kept = f"; files kept in {directory}" if args.dir else ""
         print(
-            f"demo stopped: Prometheus, Alertmanager, the receiver and {len(live.bridge_ports)} bridges are down{kept}"
+            f"demo stopped: Prometheus, Alertmanager, the receiver and "
+            f"{len(live.bridge_ports) + len(live.flatcar_ports)} bridges are down{kept}"
         )
     return 0
 
@@ -222,26 +228,43 @@ def _banner(
 ) -> None:
     address = args.address
     alertmanager_server, prometheus = started
-    release = scenario.releases[0].version
-    first, last = live.bridge_ports[0], live.bridge_ports[-1]
-    bridges = f"{first}-{last}" if last - first == len(live.bridge_ports) - 1 else f"{first}, ... (any free ports)"
+    release = next(r.version for r in scenario.releases if r.os == FEDORA_COREOS)
+    bridges, flatcar_bridges = _port_range(live.bridge_ports), _port_range(live.flatcar_ports)
+    flatcar = scenario.flatcar
+    flatcar_release = next((r.version for r in scenario.releases if r.os == FLATCAR), "")
+    also = f" and {flatcar.hosts} Flatcar hosts {flatcar_release} through locksmith" if flatcar is not None else ""
     graph = "\n".join(
         f"                {prometheus.url}/graph?g0.expr={urllib.parse.quote(q)}&g0.tab=0" for q in EXAMPLE_QUERIES
     )
+    flatcar_line = (
+        f"  Flatcar       http://{address}:{flatcar_bridges}  one per host: "
+        f"/bridge?selector={jobs.FLATCAR_AGENT_SELECTOR} (os_update reading update_engine), /metrics\n"
+        if live.flatcar_ports
+        else ""
+    )
     print(
-        f"local-exporter demo: {scenario.fleet.hosts} hosts roll out {release} through FleetLock, {args.speed:g}x real "
+        f"local-exporter demo: {scenario.fleet.hosts} Fedora CoreOS hosts roll out {release} through FleetLock{also}, "
+        f"{args.speed:g}x real "
         f"time ({scenario.duration / 3600:g} h of scenario in {scenario.duration / args.speed / 60:.0f} min). "
         "Ctrl-C stops.\n"
         f"  Prometheus    {prometheus.url}  (pid {prometheus.process.pid}); the rollout views:\n{graph}\n"
         f"  Alertmanager  {alertmanager_server.url}  (pid {alertmanager_server.process.pid})\n"
         f"  bridges       http://{address}:{bridges}  one per host: /bridge?selector={jobs.AGENT_SELECTOR}, /metrics"
         f"{'' if args.inferred else ' (the host reports its own phase: os_update)'}\n"
+        f"{flatcar_line}"
         f"  airlock       http://{address}:{live.airlock_port}/metrics\n"
         f"  receiver      http://{address}:{ports.receiver}  prints every alert Alertmanager sends, below\n"
         f"  files         {directory}  (the generated bundle, each host's socket and bridge config, the logs)\n"
         "Alerts print as they fire and resolve; a progress line every few seconds:",
         flush=True,
     )
+
+
+def _port_range(ports: list[int]) -> str:
+    if not ports:
+        return "-"
+    first, last = ports[0], ports[-1]
+    return f"{first}-{last}" if last - first == len(ports) - 1 else f"{first}, ... (any free ports)"
 
 
 async def _report_progress(
@@ -267,21 +290,27 @@ async def _report_progress(
 
 
 async def _progress(query: Any, live: LiveFleet, receiver: Receiver) -> str:
-    newest = await query(f"max by (os_version) ({rules.NEWEST})")
-    on_newest = await query(f"sum({rules.HOSTS_ON_NEWEST})")
-    hosts = await query(f"sum({rules.HOSTS_BY_PHASE})")
+    newest = await query(f"max by (os, os_version) ({rules.NEWEST})")
+    on_newest = await query(f"sum by (os) ({rules.HOSTS_ON_NEWEST})")
+    hosts = await query(f"sum by (os) ({rules.HOSTS_BY_PHASE})")
     phases = await query(f"sum by (phase) ({rules.HOSTS_BY_PHASE})")
     firing = await query('count by (alertname) (ALERTS{alertstate="firing"})')
     elapsed = (time.time() - live.start_time) * live.options.speed
-    version = newest[0]["metric"].get("os_version", "?") if newest else "?"
-    done = int(float(on_newest[0]["value"][1])) if on_newest else 0
-    total = int(float(hosts[0]["value"][1])) if hosts else 0
+
+    def per_os(result: list[dict[str, Any]]) -> dict[str, int]:
+        return {s["metric"].get("os", "?"): int(float(s["value"][1])) for s in result}
+
+    done, total = per_os(on_newest), per_os(hosts)
+    versions = {s["metric"].get("os", "?"): s["metric"].get("os_version", "?") for s in newest}
+    rollouts = "; ".join(
+        f"{os} newest {versions.get(os, '?')} on {done.get(os, 0)}/{count} hosts" for os, count in sorted(total.items())
+    )
     counts = ", ".join(
         f"{s['metric']['phase']} {int(float(s['value'][1]))}"
         for s in sorted(phases, key=lambda s: -float(s["value"][1]))
     )
     alerts = ", ".join(sorted(s["metric"]["alertname"] for s in firing if "Heartbeat" not in s["metric"]["alertname"]))
     return (
-        f"[scenario {int(elapsed // 3600)}:{int(elapsed % 3600 // 60):02d}] newest {version} on {done}/{total} hosts"
+        f"[scenario {int(elapsed // 3600)}:{int(elapsed % 3600 // 60):02d}] {rollouts or 'no hosts yet'}"
         f" | {counts or 'no phases yet'} | firing: {alerts or 'none'} | notifications: {len(receiver.received)}"
     )

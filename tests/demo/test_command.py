@@ -122,14 +122,28 @@ def test_the_demo_runs_alerts_and_leaves_nothing_behind(tmp_path: Path) -> None:
         prometheus = out.wait_for(r"Prometheus +(http://\S+) +\(pid (\d+)\)", 90)
         alertmanager = out.wait_for(r"Alertmanager +(http://\S+) +\(pid (\d+)\)", 5)
         bridge = out.wait_for(r"bridges +(http://[\d.]+:(\d+))", 5)
+        flatcar = out.wait_for(r"Flatcar +(http://[\d.]+:(\d+))", 5)
         receiver = out.wait_for(r"receiver +http://[\d.]+:(\d+)", 5)
         prometheus_url, pids = prometheus.group(1), [int(prometheus.group(2)), int(alertmanager.group(2))]
-        ports = [int(urllib.parse.urlsplit(prometheus_url).port or 0), int(bridge.group(2)), int(receiver.group(1))]
+        ports = [
+            int(urllib.parse.urlsplit(prometheus_url).port or 0),
+            int(bridge.group(2)),
+            int(flatcar.group(2)),
+            int(receiver.group(1)),
+        ]
 
         def bridge_answers() -> None:
             status, body = _get(f"{bridge.group(1)}/bridge?selector=zincati")
             # The host's own phase, and Zincati's families beside it.
             assert status == 200 and "zincati_identity_os_info{" in body and "os_update_phase{" in body, (
+                status,
+                body[:200],
+            )
+
+        def flatcar_answers() -> None:
+            status, body = _get(f"{flatcar.group(1)}/bridge?selector=update_engine")
+            # A Flatcar host's phase, from update_engine on its own bus, and update_engine's families.
+            assert status == 200 and 'os="flatcar"' in body and "update_engine_status_info{" in body, (
                 status,
                 body[:200],
             )
@@ -141,15 +155,20 @@ def test_the_demo_runs_alerts_and_leaves_nothing_behind(tmp_path: Path) -> None:
             assert status == 200 and result and float(result[0]["value"][1]) >= 20, body
 
         _eventually(bridge_answers, 30)
+        _eventually(flatcar_answers, 30)
         _eventually(prometheus_has_the_fleet, 60)
         # An alert one of the scenario's injected faults causes (a dead-end release, an agent down or stale).
         out.wait_for(
             r"alert -> (ticket|pager) +FIRING +OSUpdate(BootedDeadEnd|AgentDown|AgentStale|ChecksFailing)", 150
         )
-        out.wait_for(r"\[scenario \d+:\d+\] newest [\d.]+ on \d+/24 hosts", 10)
+        # Each OS's rollout: 24 Fedora CoreOS hosts and 8 Flatcar ones.
+        out.wait_for(
+            r"\[scenario \d+:\d+\] fedora-coreos newest [\d.]+ on \d+/24 hosts; flatcar newest [\d.]+ on \d+/8 hosts",
+            10,
+        )
         process.send_signal(signal.SIGINT)
         assert process.wait(60) == 0
-        out.wait_for(r"demo stopped: Prometheus, Alertmanager, the receiver and 24 bridges are down", 5)
+        out.wait_for(r"demo stopped: Prometheus, Alertmanager, the receiver and 32 bridges are down", 5)
     finally:
         if process.poll() is None:
             process.kill()
@@ -221,7 +240,7 @@ def test_the_readmes_first_command_runs_as_written() -> None:
     out = Output(process)
     try:
         out.wait_for(r"Prometheus +http://127\.0\.0\.1:9090 +\(pid \d+\)", 300)
-        out.wait_for(r"\[scenario \d+:\d+\] newest [\d.]+ on \d+/24 hosts", 60)
+        out.wait_for(r"\[scenario \d+:\d+\] fedora-coreos newest [\d.]+ on \d+/24 hosts; flatcar newest", 60)
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
         assert process.wait(60) == 0
         out.wait_for(r"demo stopped", 5)

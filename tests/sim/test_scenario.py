@@ -609,7 +609,7 @@ PRESET_FACTS = {
         24,
         "fleet_lock",
         (("default", 2),),
-        ["check_errors", "finalize_blocked", "agent_down", "stale", "deadend"],
+        ["check_errors", "agent_down", "check_errors", "finalize_blocked", "agent_down", "stale", "deadend"],
     ),
     "mixed": (
         16,
