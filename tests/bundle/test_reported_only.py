@@ -6,9 +6,7 @@ with that config, each alert firing and silent."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -18,7 +16,7 @@ from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.dashboards import common, host
 from local_exporter.bundle.generate import write
 from local_exporter.bundle.promql import metric_names
-from tests.support.prometheus import PROMTOOL
+from tests.support.prometheus import fired, promtool_test
 
 CONFIG = BundleConfig(infer_phases=False)
 FCOS, FLATCAR = "fedora-coreos", "flatcar"
@@ -177,11 +175,7 @@ def test_the_phase_is_the_reported_one_and_nothing_is_inferred(tmp_path: Path) -
             }
         ],
     }
-    (tmp_path / "reported_test.yml").write_text(yaml.safe_dump(test))
-    result = subprocess.run(
-        [PROMTOOL, "test", "rules", "reported_test.yml"], capture_output=True, text=True, cwd=tmp_path, timeout=120
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    promtool_test(tmp_path, "reported_test.yml", test)
 
 
 HOURS = 3
@@ -201,18 +195,6 @@ def _reported(name: str, phase: str, **extra: str) -> list[dict[str, str]]:
     for family, matchers in extra.items():
         series.append({"series": f'{family}{{job="zincati", instance="{name}", {matchers}}}', "values": STEPS})
     return series
-
-
-def _fired(alert: dict[str, Any], instance: str, value: str = "") -> dict[str, Any]:
-    annotations = {
-        key: text.replace("{{ $labels.instance }}", instance).replace("{{ $value | humanizeDuration }}", value)
-        for key, text in alert["annotations"].items()
-    }
-    assert not any("{{" in text for text in annotations.values()), annotations
-    return {
-        "exp_labels": {**alert["labels"], "job": "zincati", "instance": instance},
-        "exp_annotations": annotations,
-    }
 
 
 def test_the_alerts_read_what_hosts_report(tmp_path: Path) -> None:
@@ -250,7 +232,7 @@ def test_the_alerts_read_what_hosts_report(tmp_path: Path) -> None:
             {
                 "alertname": prefix + name,
                 "eval_time": f"{HOURS}h",
-                "exp_alerts": [_fired(alert, h, value) for h in hosts],
+                "exp_alerts": [fired(alert, h, value) for h in hosts],
             }
         )
         cases.append({"alertname": prefix + name, "eval_time": "5m", "exp_alerts": []})
@@ -259,11 +241,7 @@ def test_the_alerts_read_what_hosts_report(tmp_path: Path) -> None:
         "evaluation_interval": "1m",
         "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": cases}],
     }
-    (tmp_path / "alerts_test.yml").write_text(yaml.safe_dump(test))
-    result = subprocess.run(
-        [PROMTOOL, "test", "rules", "alerts_test.yml"], capture_output=True, text=True, cwd=tmp_path, timeout=120
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    promtool_test(tmp_path, "alerts_test.yml", test)
     # Nothing here reads a gauge of every host to filter it by value, but `up` in the phase rule.
     for name in firing:
         assert "==" not in alerts[prefix + name]["expr"], name

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tests.support.processes import LOOPBACK, Child, free_port, http_get, poll, running, wait_http
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -157,3 +159,29 @@ def running_prometheus(
         url = f"http://{LOOPBACK}:{port}"
         wait_http(f"{url}/-/ready", READY_TIMEOUT, watch=[child])
         yield Prometheus(url, child)
+
+
+def fired(alert: dict[str, Any], instance: str, value: str = "", **labels: str) -> dict[str, Any]:
+    """An alert of a generated rule file as promtool expects it firing for `instance`: its
+    labels, the host's (`job` zincati unless given) and its annotations filled in, `value` for
+    `{{ $value ... }}` (the value is formatted by promtool's template)."""
+    annotations = {
+        key: text.replace("{{ $labels.instance }}", instance)
+        .replace("{{ $value | humanizeDuration }}", value)
+        .replace("{{ $value | humanizePercentage }}", value)
+        for key, text in alert["annotations"].items()
+    }
+    assert not any("{{" in text for text in annotations.values()), annotations
+    return {
+        "exp_labels": {**alert["labels"], "job": "zincati", **labels, "instance": instance},
+        "exp_annotations": annotations,
+    }
+
+
+def promtool_test(directory: Path, name: str, test: dict[str, Any]) -> None:
+    """Write the promtool rule test `test` as `directory/name` and run it: it must pass."""
+    (directory / name).write_text(yaml.safe_dump(test))
+    result = subprocess.run(
+        [PROMTOOL, "test", "rules", name], capture_output=True, text=True, cwd=directory, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

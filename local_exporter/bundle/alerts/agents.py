@@ -12,6 +12,10 @@ from local_exporter.bundle.rules import by, on, selected
 #: Zincati's periodic strategy reboots only in its weekly maintenance windows: a host of that
 #: strategy may wait up to a week for one before its staged update is overdue.
 PERIODIC_WAIT_SECONDS = 7 * 24 * 3600
+# What hosts reporting their own state say, selected by label.
+CHECK_FAILURES, DEPLOY_FAILURES = 'kind="update_check"', 'kind="deploy"'
+FAILING, DISABLED, STAGED = 'phase="failing"', 'phase="updates_disabled"', 'phase="staged"'
+REBOOT_LOCK, MAINTENANCE_WINDOW = 'reason="reboot_lock"', 'reason="maintenance_window"'
 
 
 def alerts(config: BundleConfig) -> list[Alert]:
@@ -27,6 +31,11 @@ def alerts(config: BundleConfig) -> list[Alert]:
     def rate(metric: str, window: str) -> str:
         return f"sum {by(host)} (rate({selected(metric, agent)}[{window}]))"
 
+    def reported(family: str, matchers: str) -> str:
+        """What a host reporting its own state (any OS: the only way a Flatcar host reports)
+        says, by label: the hosts in question only."""
+        return f"max {by(host)} ({selected(family, agent, matchers)})"
+
     return [
         Alert(
             "AgentDown",
@@ -37,8 +46,8 @@ def alerts(config: BundleConfig) -> list[Alert]:
             + selected(names.OS_UPDATE_SOURCE_UP, agent, 'source="agent"')
             + f"[{config.down_window}])) == 0",
             "A host's update agent cannot be read.",
-            "The bridge on {{ $labels.instance }} answers, but not with Zincati's metrics "
-            "(agent stopped, socket gone, or the exposition is broken).",
+            "The bridge on {{ $labels.instance }} answers, but cannot read the update agent (Zincati's metrics, "
+            "or update_engine on the bus): the agent stopped, its socket is gone, or what it serves is broken.",
             config.agent_down_for,
         ),
         Alert(
@@ -54,7 +63,9 @@ def alerts(config: BundleConfig) -> list[Alert]:
             "ChecksFailing",
             "warning",
             f"{rate(names.CHECK_ERRORS, config.checks_failing_window)} / {on(host)} "
-            f"{rate(names.CHECKS, config.checks_failing_window)} > 0.5",
+            f"{rate(names.CHECKS, config.checks_failing_window)} > 0.5\n"
+            # A reporting host: every check since the last good one failed (value 1: 100 %).
+            f"or {on(host)} {reported(names.OS_UPDATE_FAILURE, CHECK_FAILURES)}",
             "Update checks are failing on a host.",
             "{{ $value | humanizePercentage }} of the update checks on {{ $labels.instance }} failed "
             f"in the last {config.checks_failing_window}: the host cannot see new releases.",
@@ -63,12 +74,18 @@ def alerts(config: BundleConfig) -> list[Alert]:
         Alert(
             "DeployFailing",
             "warning",
-            f"{increase(names.DEPLOY_FAILURES, config.failures_window)} >= 3",
+            f"{increase(names.DEPLOY_FAILURES, config.failures_window)} >= 3\n"
+            # A reporting host: its last attempt to download and install failed, and it has
+            # been failing for the whole window (update_engine tries once per check).
+            f"or {on(host)} (\n"
+            f"  {reported(names.OS_UPDATE_FAILURE, DEPLOY_FAILURES)}\n"
+            f"  and {on(host)} time() - {reported(names.OS_UPDATE_PHASE_START, FAILING)}"
+            f" > {rules.seconds(config.failures_window)}\n"
+            ")",
             "Deploying an update fails repeatedly on a host.",
-            'rpm-ostree failed to deploy the update {{ printf "%.0f" $value }} times in the last '
-            f"{config.failures_window} "
-            "on {{ $labels.instance }}; "
-            "Zincati keeps retrying it, 12 attempts at a time, for as long as it is offered.",
+            "Downloading and installing the update keeps failing on {{ $labels.instance }} "
+            f"(Zincati: at least 3 failed deploys in {config.failures_window}; update_engine: every attempt for "
+            f"{config.failures_window}); the agent retries for as long as the update is offered.",
         ),
         Alert(
             "FinalizeFailing",
@@ -95,7 +112,8 @@ def alerts(config: BundleConfig) -> list[Alert]:
         Alert(
             "RebootPending",
             "warning",
-            _reboot_pending(config),
+            # A reporting host (any OS): the age of its staged phase; else Zincati's last transition.
+            f"{_reported_reboot_pending(config)}\nor {on(host)} (\n{_reboot_pending(config)}\n)",
             "A host has an update staged but does not reboot.",
             "{{ $labels.instance }} has had an update staged for {{ $value | humanizeDuration }} without "
             "rebooting (logged-in users, a failing finalization, or its strategy).",
@@ -113,9 +131,11 @@ def alerts(config: BundleConfig) -> list[Alert]:
         Alert(
             "UpdatesDisabled",
             "info",
-            f"max_over_time({selected(names.UPDATES_ENABLED, agent)}[{config.gauge_window}]) == 0",
+            f"max_over_time({selected(names.UPDATES_ENABLED, agent)}[{config.gauge_window}]) == 0\n"
+            f"or {on(host)} {reported(names.OS_UPDATE_PHASE, DISABLED)}",
             "Automatic updates are disabled on a host.",
-            "Zincati's updates are disabled on {{ $labels.instance }}: it will not follow rollouts.",
+            "Automatic updates are disabled on {{ $labels.instance }} (Zincati's config; on Flatcar "
+            "SERVER=disabled or /usr/.noupdate): it will not follow rollouts.",
             config.disabled_for,
         ),
     ]
@@ -145,6 +165,31 @@ def _reboot_pending(config: BundleConfig) -> str:
     )
 
 
+def _reported_reboot_pending(config: BundleConfig) -> str:
+    """Hosts staged (their own phase) longer than `staged_for`, but those waiting for a reboot
+    slot (throttling by design: OSUpdateRebootLockContended) and those waiting for their
+    maintenance window within a week."""
+    host = config.host_labels
+    agent = config.agents_selector
+
+    def own(family: str, matchers: str) -> str:
+        return f"max {by(host)} ({selected(family, agent, matchers)})"
+
+    overdue = rules.seconds(config.staged_for)
+    staged_age = f"time() - {own(names.OS_UPDATE_PHASE_START, STAGED)}"
+    window = f"{own(names.OS_UPDATE_WAITING, MAINTENANCE_WINDOW)} or {on(host)} " + selected(
+        names.STRATEGY, agent, 'strategy="periodic"'
+    )
+    return (
+        f"{staged_age} > {overdue}\n"
+        f"unless {on(host)} {own(names.OS_UPDATE_WAITING, REBOOT_LOCK)}\n"
+        f"unless {on(host)} (\n"
+        f"  {staged_age} < {overdue + PERIODIC_WAIT_SECONDS}\n"
+        f"  and {on(host)} ({window})\n"
+        ")"
+    )
+
+
 def _reported_alerts(config: BundleConfig) -> list[Alert]:
     """The same alerts where every host reports its own state (`infer_phases = false`).
 
@@ -162,18 +207,6 @@ def _reported_alerts(config: BundleConfig) -> list[Alert]:
     def in_phase(phase: str) -> str:
         return own(names.OS_UPDATE_PHASE, f'phase="{phase}"')
 
-    overdue = rules.seconds(config.staged_for)
-    staged, reboot_lock, periodic = 'phase="staged"', 'reason="reboot_lock"', 'strategy="periodic"'
-    staged_age = f"time() - {own(names.OS_UPDATE_PHASE_START, staged)}"
-    reboot_pending = (
-        f"{staged_age} > {overdue}\n"
-        # Waiting for a reboot slot is throttling by design (OSUpdateRebootLockContended).
-        f"unless {on(host)} {own(names.OS_UPDATE_WAITING, reboot_lock)}\n"
-        f"unless {on(host)} (\n"
-        f"  {staged_age} < {overdue + PERIODIC_WAIT_SECONDS}\n"
-        f"  and {on(host)} {selected(names.STRATEGY, agent, periodic)}\n"
-        ")"
-    )
     kept = {alert.name: alert for alert in alerts(replace(config, infer_phases=True))}
     return [
         replace(
@@ -181,8 +214,8 @@ def _reported_alerts(config: BundleConfig) -> list[Alert]:
             # The host reports agent_down. A bridge that does not answer at all is
             # OSUpdateBridgeDown's.
             expr=in_phase("agent_down"),
-            description="The bridge on {{ $labels.instance }} cannot read Zincati: the agent stopped or stopped "
-            "ticking, or its socket is gone.",
+            description="The bridge on {{ $labels.instance }} cannot read the update agent (Zincati, or "
+            "update_engine on the bus): the agent stopped or stopped ticking, or its socket is gone.",
         ),
         replace(
             kept["ChecksFailing"],
@@ -193,7 +226,7 @@ def _reported_alerts(config: BundleConfig) -> list[Alert]:
         kept["DeployFailing"],
         kept["FinalizeFailing"],
         kept["RebootSlotNotReleased"],
-        replace(kept["RebootPending"], expr=reboot_pending),
+        replace(kept["RebootPending"], expr=_reported_reboot_pending(config)),
         replace(kept["BootedDeadEnd"], expr=in_phase("dead_end")),
         replace(kept["UpdatesDisabled"], expr=in_phase("updates_disabled")),
     ]
