@@ -97,6 +97,8 @@ class Fleet:
         self._events: list[tuple[float, int, int, int, int]] = []
         self._sequence = 0
         self._random = random.Random(f"{spec.seed}:jitter")
+        # The Flatcar hosts draw from their own: adding them leaves the others' times unchanged.
+        self._flatcar_random = random.Random(f"{spec.seed}:flatcar")
         wariness = random.Random(f"{spec.seed}:wariness")
         self._healthy: dict[str | None, Environment] = {}
         self._releases: dict[str, list[ReleaseSpec]] = {}
@@ -224,7 +226,7 @@ class Fleet:
                 flatcar.killed = False
                 if not flatcar.rebooting:
                     # systemd restarts update_engine (Restart=always).
-                    self._schedule_step(flatcar, flatcar.agent.restart(self.clock(self.now), self._random))
+                    self._schedule_step(flatcar, flatcar.agent.restart(self.clock(self.now), self._flatcar_random))
             return
         for index in fault.hosts:
             host = self.hosts[index]
@@ -253,8 +255,8 @@ class Fleet:
                 self.flatcar[index].faults.append(fault)
         for host in self.flatcar:
             # Booted at different moments: the first check comes 2-12 minutes after each start.
-            first = host.agent.start(self.clock(0.0), self._random)
-            self._schedule_step(host, first * self._random.uniform(0, 1))
+            first = host.agent.start(self.clock(0.0), self._flatcar_random)
+            self._schedule_step(host, first * self._flatcar_random.uniform(0, 1))
 
     def _schedule_step(self, host: FlatcarHost, delay: float) -> None:
         host.step_generation += 1
@@ -279,7 +281,7 @@ class Fleet:
             lock_granted=lock_granted,
             users=blocked.users if blocked is not None else 0,
         )
-        delay = agent.step(self.clock(t), world, self._random)
+        delay = agent.step(self.clock(t), world, self._flatcar_random)
         if agent.reboot_requested:
             host.rebooting = True
             self._push(t + self.scenario.reboot, _FLATCAR_REBOOTED, host.index, -1)
@@ -290,7 +292,7 @@ class Fleet:
         host.rebooting = False
         host.boots += 1
         agent = host.agent
-        delay = agent.boot(self.clock(self.now), self._random)
+        delay = agent.boot(self.clock(self.now), self._flatcar_random)
         if agent.holds_lock:
             # locksmith, started again, takes itself off the semaphore's holders.
             self._lock(self.locks.steady_state, host.lock_group, host.machine_id)

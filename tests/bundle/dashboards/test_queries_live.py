@@ -1,6 +1,7 @@
 """The decisive test: every panel's query, with its dashboard's variables filled in as Grafana
 would, returns data from a real Prometheus that scrapes a simulated FleetLock rollout through
-real bridges and evaluates the generated recording rules; and the numbers add up. Once with
+real bridges, beside Flatcar hosts rolling out through locksmith, and evaluates the generated
+recording rules; and the numbers add up, both OSes' hosts counted. Once with Fedora CoreOS
 hosts whose phase is inferred, once with hosts that report it themselves (os_update); panels
 marked "(reported)" read what only the latter say, and must return data there.
 
@@ -27,12 +28,14 @@ from local_exporter.bundle.dashboards.common import REPORTED_ONLY
 from local_exporter.bundle.generate import write
 from local_exporter.bundle.promql import substituted
 from local_exporter.sim.live import LiveOptions
-from local_exporter.sim.scenario import FaultSpec, FleetSpec, ReleaseSpec, Scenario
+from local_exporter.sim.scenario import FLATCAR, FaultSpec, FlatcarFleetSpec, FleetSpec, ReleaseSpec, Scenario
 from tests.support.fleet import live_fleet
 from tests.support.prometheus import Prometheus, running_prometheus, value
 
 OLD, NEW = "40.20240504.3.0", "40.20240519.3.0"
 HOSTS = 12
+#: Flatcar hosts beside: they report their own phase (update_engine) in every case.
+FLATCAR_HOSTS = 4
 SPEED = 60.0
 FAST = BundleConfig(
     rollout_rules_interval="1s", phase_window="30s", stale_after_seconds=20, disabled_stale_after_seconds=600
@@ -57,8 +60,9 @@ def scenario() -> Scenario:
         "",
         duration=24 * 3600.0,
         fleet=fleet,
-        releases=(ReleaseSpec(NEW, 300.0),),
+        releases=(ReleaseSpec(NEW, 300.0), ReleaseSpec("4230.2.1", 300.0, os=FLATCAR)),
         faults=(
+            FaultSpec("check_errors", (1,), os=FLATCAR),
             FaultSpec("keeps_slot", (DRILLED,)),
             FaultSpec("check_errors", (6,), error="generic_http_503"),
             FaultSpec("check_errors", (7,), error="client_failed_request"),
@@ -67,6 +71,7 @@ def scenario() -> Scenario:
             FaultSpec("agent_down", (10,), 600.0, None),
         ),
         reboot=30.0,
+        flatcar=FlatcarFleetSpec(hosts=FLATCAR_HOSTS, version="4152.2.0", locks=(("default", 1),)),
     )
 
 
@@ -159,17 +164,19 @@ async def test_every_panel_query_returns_data_and_the_numbers_add_up(
                 lambda: [value(_instant(prometheus, query_of(overview, title))[0]) for title in phase_titles]
             )
             hosts = await asyncio.to_thread(lambda: value(_instant(prometheus, query_of(overview, "Hosts"))[0]))
-            assert sum(counts) == hosts == HOSTS
+            assert sum(counts) == hosts == HOSTS + FLATCAR_HOSTS
 
             # The version breakdown's shares of each stream add up to 100 %.
             shares = await asyncio.to_thread(
                 _instant, prometheus, query_of("OS updates / Version breakdown", "Version breakdown", "B")
             )
-            per_stream: dict[str, float] = {}
+            # Both OSes have a stream called "stable": each adds up on its own.
+            per_stream: dict[tuple[str, str], float] = {}
             for sample in shares:
-                stream = sample["metric"]["stream"]
+                stream = (sample["metric"]["os"], sample["metric"]["stream"])
                 per_stream[stream] = per_stream.get(stream, 0.0) + value(sample)
-            assert per_stream and all(abs(total - 1.0) < 1e-9 for total in per_stream.values()), per_stream
+            assert set(per_stream) == {("fedora-coreos", "stable"), ("flatcar", "stable")}, per_stream
+            assert all(abs(total - 1.0) < 1e-9 for total in per_stream.values()), per_stream
 
             # The status breakdown's shares of the phases add up to 100 % too.
             phase_shares = await asyncio.to_thread(
