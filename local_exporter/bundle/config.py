@@ -58,6 +58,8 @@ class BundleConfig:
     bridge_selector: str = f'job="{jobs.BRIDGE_JOB}"'
     #: The FleetLock server (airlock), if any.
     airlock_selector: str = f'job="{jobs.AIRLOCK_JOB}"'
+    #: Nebraska, Flatcar's update server, if it is scraped (its own /metrics).
+    nebraska_selector: str = f'job="{jobs.NEBRASKA_JOB}"'
     #: The label every Prometheus sets in `external_labels` to name its cluster.
     cluster_label: str = "cluster"
     #: A target label that splits the fleet into groups (e.g. `group`, or the FleetLock group
@@ -116,6 +118,8 @@ class BundleConfig:
     checks_failing_window: str = "30m"
     #: The window in which 3 failed deploys (or finalizations) of a host alert.
     failures_window: str = "1h"
+    #: Nebraska's failed updates are counted over this window (its gauge only grows).
+    nebraska_failed_window: str = "1h"
     #: Updates disabled on a host for this long (an info alert).
     disabled_for: str = "1h"
     #: A bridge selector failing for this long.

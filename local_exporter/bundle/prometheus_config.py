@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from local_exporter.agents import nebraska
 from local_exporter.bundle.config import BundleConfig, job_of
 from local_exporter.bundle.yamltext import body, comment, commented_out, document
 from local_exporter.common import jobs
@@ -19,6 +20,7 @@ CONFIG_PATH = "prometheus/prometheus.yml"
 BRIDGE_PORT = 9598
 #: airlock serves its metrics on its status port (2222 in its example configuration).
 AIRLOCK_STATUS_PORT = 2222
+NEBRASKA_PORT = nebraska.PORT
 ALERTMANAGER = "localhost:9093"
 EXAMPLE_HOSTS = ("host-a.example.org", "host-b.example.org")
 EXAMPLE_FLATCAR_HOSTS = ("flatcar-a.example.org",)
@@ -63,6 +65,11 @@ def scrape_configs(config: BundleConfig) -> list[dict[str, Any]]:
             "static_configs": [{"targets": _bridges() + _flatcar_bridges()}],
         },
         {
+            # Nebraska's own /metrics (its gauges refresh every 15 s).
+            "job_name": job_name(config.nebraska_selector),
+            "static_configs": [{"targets": [f"nebraska.example.org:{NEBRASKA_PORT}"]}],
+        },
+        {
             "job_name": job_name(config.airlock_selector),
             "static_configs": [{"targets": [f"airlock.example.org:{AIRLOCK_STATUS_PORT}"]}],
         },
@@ -86,7 +93,7 @@ def config_data(config: BundleConfig) -> dict[str, Any]:
 
 def config_text(config: BundleConfig) -> str:
     data = config_data(config)
-    agents, flatcar, bridges, airlock = data["scrape_configs"]
+    agents, flatcar, bridges, nebraska, airlock = data["scrape_configs"]
     file_sd = {"file_sd_configs": [{"files": ["targets/bridges/*.json"], "refresh_interval": "5m"}]}
     return document(
         [
@@ -118,6 +125,11 @@ def config_text(config: BundleConfig) -> str:
             + body([flatcar])
             + comment("The bridges' own /metrics, on the same targets: the same `instance` labels.")
             + body([bridges])
+            + comment(
+                "Nebraska, Flatcar's update server: its own /metrics (instances per channel and version,\n"
+                "failed updates). Its oidc and github auth modes guard /metrics too: give this job credentials."
+            )
+            + body([nebraska])
             + comment("The FleetLock server (airlock), on its status port.")
             + body([airlock]),
         ]

@@ -71,6 +71,10 @@ TARGETS_BY_VERSION = "cluster_os_version:os_update_target_info:count"
 #: Where every host reports (`infer_phases = false`): hosts per phase in their own words (and
 #: staged ones waiting for a reboot slot, with `reason`), per stream and version.
 OWN_PHASES = "cluster_os_phase_os_version:os_update_phase:count"
+#: Nebraska's own view, where it is scraped: instances per application, channel and version,
+#: and the error events it recorded over `nebraska_failed_window`.
+NEBRASKA_INSTANCES = "cluster_application_channel_version:nebraska_application_instances_per_channel:sum"
+NEBRASKA_FAILED = "cluster_application:nebraska_failed_updates:delta"
 BRIDGES_UP = "cluster:local_exporter_bridge_up:sum"
 BRIDGES = "cluster:local_exporter_bridge_up:count"
 
@@ -448,6 +452,19 @@ def _error_group(config: BundleConfig) -> Group:
             {
                 "record": BRIDGE_REQUESTS_RATE,
                 "expr": rated(names.BRIDGE_REQUESTS, config.bridge_selector, (*fleet, "selector", "outcome")),
+            },
+            # Nebraska's gauges: its instance counts as they are; its failed updates only grow
+            # (every error event ever recorded), so the last hour's is their rise.
+            {
+                "record": NEBRASKA_INSTANCES,
+                "expr": f"sum {by((*fleet, 'application', 'channel', 'version'))} "
+                f"({selected(names.NEBRASKA_INSTANCES, config.nebraska_selector)})",
+            },
+            {
+                "record": NEBRASKA_FAILED,
+                "expr": f"sum {by((*fleet, 'application'))} "
+                f"(clamp_min(delta({selected(names.NEBRASKA_FAILED_UPDATES, config.nebraska_selector)}"
+                f"[{config.nebraska_failed_window}]), 0))",
             },
         ],
     }

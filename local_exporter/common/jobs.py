@@ -14,6 +14,8 @@ FLATCAR_AGENT_JOB = "update_engine"
 BRIDGE_JOB = "local_exporter"
 #: The FleetLock server.
 AIRLOCK_JOB = "airlock"
+#: Nebraska, Flatcar's update server (its own /metrics).
+NEBRASKA_JOB = "nebraska"
 #: The bridge selector that reads Zincati's socket.
 AGENT_SELECTOR = "zincati"
 #: The bridge selector of a Flatcar host (os_update, reading update_engine).

@@ -87,6 +87,8 @@ class FlatcarAgent:
     #: The release installed in the other partition, waiting for the reboot ("" none).
     installed: str = ""
     _interval: float = api.CHECK_INTERVAL
+    #: Error events sent for failed installs (what Nebraska counts as failed updates).
+    install_failures: int = 0
     _lock_retry: float = LOCK_RETRY_FIRST
     _users_waited: bool = False
 
@@ -154,6 +156,7 @@ class FlatcarAgent:
             return FINALIZE_SECONDS
         if stage == "finalizing":
             if not world.install_ok:
+                self.install_failures += 1
                 return self._error()
             self.stage, self.installed = "need_reboot", self.status.new_version
             self._set(replace(self.status, operation=api.NEED_REBOOT))

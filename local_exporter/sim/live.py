@@ -43,12 +43,14 @@ from local_exporter.common.jobs import (
     BRIDGE_JOB,
     FLATCAR_AGENT_JOB,
     FLATCAR_AGENT_SELECTOR,
+    NEBRASKA_JOB,
 )
 from local_exporter.sim import prombus
 from local_exporter.sim.airlock import make_airlock_app
 from local_exporter.sim.fleet import FlatcarHost, Fleet
 from local_exporter.sim.host_flatcar import HostFlatcar
 from local_exporter.sim.host_rpm_ostree import HostRpmOstree
+from local_exporter.sim.nebraska import NebraskaMetrics
 from local_exporter.sim.promsock import start_promsock
 from local_exporter.sim.scenario import Scenario
 from local_exporter.sim.transports import Transport
@@ -80,6 +82,9 @@ class LiveOptions:
     #: bridge's agent selector is `kind = "os_update"`: the host reports its own update phase.
     #: Needs the uds transport (the agent's socket).
     rpm_ostree: bool = False
+    #: A simulated Nebraska's /metrics for the Flatcar hosts, if the scenario has any; 0: any
+    #: free port.
+    nebraska_port: int = 0
 
 
 class HostTransport(Protocol):
@@ -177,6 +182,7 @@ class LiveFleet:
         #: Each host's bridge port, and the airlock's, once started.
         self.bridge_ports: list[int] = []
         self.airlock_port: int | None = None
+        self.nebraska_port: int | None = None
 
     def host_directory(self, name: str) -> Path:
         return self.options.directory / "hosts" / name
@@ -206,6 +212,10 @@ class LiveFleet:
                 await self._serve(make_app(config_module.load(config_path)), listener)
             for flatcar in fleet.flatcar:
                 await self._start_flatcar(flatcar)
+            if fleet.flatcar:
+                listener = _listen(options.address, options.nebraska_port)
+                self.nebraska_port = listener.getsockname()[1]
+                await self._serve(NebraskaMetrics(fleet).app(), listener)
             if self.scenario.fleet.strategy == "fleet_lock" and options.airlock_port is not None:
                 listener = _listen(options.address, options.airlock_port)
                 self.airlock_port = listener.getsockname()[1]
@@ -450,6 +460,13 @@ def prometheus_config(live: LiveFleet, bridges: Path) -> str:
         )
     bridge_files = (bridges, flatcar) if live.flatcar_ports else (bridges,)
     jobs.append({"job_name": BRIDGE_JOB, "metrics_path": "/metrics", "file_sd_configs": file_sd(*bridge_files)})
+    if live.nebraska_port is not None:
+        jobs.append(
+            {
+                "job_name": NEBRASKA_JOB,
+                "static_configs": [{"targets": [f"{options.address}:{live.nebraska_port}"]}],
+            }
+        )
     if live.airlock_port is not None:
         target = f"{options.address}:{live.airlock_port}"
         jobs.append(

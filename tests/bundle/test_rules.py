@@ -69,13 +69,20 @@ def _recording_rules() -> list[dict[str, str]]:
     return [rule for group in groups for rule in group["rules"] if "record" in rule]
 
 
+#: Nebraska's own families (agents/nebraska.py), scraped from its /metrics.
+NEBRASKA_FAMILIES = (names.NEBRASKA_INSTANCES, names.NEBRASKA_FAILED_UPDATES)
+
+
 @pytest.mark.parametrize("rule", _recording_rules(), ids=lambda rule: rule["record"])
 def test_recording_rule_names_and_labels_follow_the_mixin_conventions(rule: dict[str, str]) -> None:
     level, metric, operation = rule["record"].split(":")
     assert re.fullmatch(r"[a-z]+(_[a-z]+)*", level) and metric and operation
     # The metric part names what is aggregated: an emitted family (without `_total`), or, for
     # the product's own derived signals (phase, newest version), the product's name.
-    emitted = {name.removesuffix("_total") for name in (*FAMILIES, names.BRIDGE_REQUESTS, *_os_update_families())}
+    emitted = {
+        name.removesuffix("_total")
+        for name in (*FAMILIES, names.BRIDGE_REQUESTS, *_os_update_families(), *NEBRASKA_FAMILIES)
+    }
     assert metric in emitted or metric.startswith("local_exporter_"), rule["record"]
     # Aggregations keep job and the cluster label.
     for aggregation in re.findall(r"\b(?:sum|count|min|max|topk) by \(([^)]*)\)", rule["expr"]):
@@ -93,6 +100,7 @@ def test_every_metric_a_rule_reads_is_emitted_or_recorded() -> None:
     emitted = set(FAMILIES) | {names.UP, names.BRIDGE_REQUESTS, names.BRIDGE_DURATION, names.BRIDGE_LAST_SUCCESS}
     # The os_update selector's families (bridge/sources/os_update, agents/os_update.py).
     emitted |= _os_update_families()
+    emitted |= set(NEBRASKA_FAMILIES)
     for rule in _recording_rules():
         read = metric_names(rule["expr"])
         assert read, rule["record"]

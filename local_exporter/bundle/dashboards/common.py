@@ -25,6 +25,8 @@ assert set(PHASE_STYLE) == set(rules.PHASES), "every recorded phase needs a look
 #: The title suffix of panels that only hosts reporting their own state (an os_update selector)
 #: fill: they stay empty for hosts whose phase is inferred from Zincati's counters.
 REPORTED_ONLY = " (reported)"
+#: The title suffix of panels that read Nebraska's own metrics: empty where it is not scraped.
+NEBRASKA = " (Nebraska)"
 
 
 def phase_code(phase: str) -> int:

@@ -122,6 +122,44 @@ def dashboard(config: BundleConfig) -> Dashboard:
         overrides=[field_unit("Share", "percentunit")],
         width=8,
     )
+    # Nebraska is scraped on its own, not per host: the cluster variable applies, job and OS not.
+    nebraska = "{" + f'{config.cluster_label}=~"${config.cluster_label}"' + "}"
+    nebraska_instances = table(
+        "Flatcar instances per channel and version" + common.NEBRASKA,
+        "What Nebraska, Flatcar's update server, counts: every instance's latest version per channel. Its "
+        "gauges keep a version no instance runs any more at its last count.",
+        "none",
+        [
+            Query(
+                f"sum{by('application', 'channel', 'version')} ({rules.NEBRASKA_INSTANCES}{nebraska})",
+                instant=True,
+                table=True,
+            )
+        ],
+        transformations=[
+            rename(
+                {"application": "Application", "channel": "Channel", "version": "Version", "Value": "Instances"},
+                exclude=("Time",),
+            )
+        ],
+        width=16,
+    )
+    nebraska_failed = stat(
+        "Failed updates, recently" + common.NEBRASKA,
+        f"Error events Nebraska recorded in the last {config.nebraska_failed_window} (failed downloads and "
+        "installs, and failed checks that still reached it), per application.",
+        "none",
+        [
+            Query(
+                f"sum{by('application')} ({rules.NEBRASKA_FAILED}{nebraska})",
+                legend=legend("{{application}}"),
+                instant=True,
+            )
+        ],
+        steps=((None, GOOD), (1, WARN)),
+        text_mode="value_and_name",
+        width=8,
+    )
     return Dashboard(
         slug=SLUG,
         title="OS updates / Fleet rollout overview",
@@ -131,6 +169,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
             Row("Now", [hosts, newest, *phase_stats[:4], *phase_stats[4:]]),
             Row("Over time", [over_time]),
             Row("Rollout", [progress, newest_table]),
+            Row("Nebraska", [nebraska_instances, nebraska_failed]),
         ],
         links=[time_range_link(dashboard_uid(config, SLUG), r) for r in QUICK_RANGES],
     )

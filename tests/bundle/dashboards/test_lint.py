@@ -39,6 +39,12 @@ EXCEPTIONS: dict[tuple[str, str, str], str] = {
         "naming hosts needs per-host series; only hosts whose error families exist are read "
         "(they appear at their first error)"
     ),
+    ("local-exporter-overview", "Flatcar instances per channel and version (Nebraska)", "job matcher"): (
+        "Nebraska is one server scraped by its own job (BundleConfig.nebraska_selector), not a job of the fleet"
+    ),
+    ("local-exporter-overview", "Failed updates, recently (Nebraska)", "job matcher"): (
+        "Nebraska is one server scraped by its own job (BundleConfig.nebraska_selector), not a job of the fleet"
+    ),
     ("local-exporter-reboots", "*", "job matcher"): (
         "airlock is one server scraped by its own job (BundleConfig.airlock_selector), not a job of the fleet"
     ),
