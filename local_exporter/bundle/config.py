@@ -60,6 +60,10 @@ class BundleConfig:
     airlock_selector: str = f'job="{jobs.AIRLOCK_JOB}"'
     #: Nebraska, Flatcar's update server, if it is scraped (its own /metrics).
     nebraska_selector: str = f'job="{jobs.NEBRASKA_JOB}"'
+    #: kube-state-metrics, exposing FLUO's node annotations (docs/deploy.md), where Flatcar runs
+    #: Kubernetes nodes under FLUO; and Kured, where it reboots them.
+    kube_state_metrics_selector: str = f'job="{jobs.KUBE_STATE_METRICS_JOB}"'
+    kured_selector: str = f'job="{jobs.KURED_JOB}"'
     #: The label every Prometheus sets in `external_labels` to name its cluster.
     cluster_label: str = "cluster"
     #: A target label that splits the fleet into groups (e.g. `group`, or the FleetLock group

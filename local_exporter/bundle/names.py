@@ -7,7 +7,7 @@ a rule or panel cannot name a metric nothing emits.
 
 from __future__ import annotations
 
-from local_exporter.agents import airlock, nebraska
+from local_exporter.agents import airlock, kubernetes, nebraska
 from local_exporter.agents import os_update as host_state
 from local_exporter.agents.zincati import family as _zincati
 from local_exporter.bridge import metrics as bridge
@@ -48,6 +48,10 @@ OS_UPDATE_FAILURE = host_state.FAILURE
 OS_UPDATE_PHASE_START = host_state.PHASE_START
 OS_UPDATE_LAST_CHECK = host_state.LAST_CHECK
 OS_UPDATE_BOOT = host_state.BOOT
+
+# The Kubernetes reboot coordinators of Flatcar nodes (agents/kubernetes.py).
+NODE_ANNOTATIONS = kubernetes.NODE_ANNOTATIONS
+KURED_REBOOT_REQUIRED = kubernetes.KURED_REBOOT_REQUIRED
 
 # Nebraska (Flatcar's update server, scraped directly).
 NEBRASKA_INSTANCES = nebraska.INSTANCES_PER_CHANNEL

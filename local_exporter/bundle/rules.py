@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from local_exporter.agents import kubernetes
 from local_exporter.bundle import names
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.common.durations import parse_duration
@@ -75,6 +76,10 @@ OWN_PHASES = "cluster_os_phase_os_version:os_update_phase:count"
 #: and the error events it recorded over `nebraska_failed_window`.
 NEBRASKA_INSTANCES = "cluster_application_channel_version:nebraska_application_instances_per_channel:sum"
 NEBRASKA_FAILED = "cluster_application:nebraska_failed_updates:delta"
+#: Flatcar Kubernetes nodes by FLUO's annotations (reboot needed, reboot in progress), and the
+#: nodes Kured says need a reboot, where they are scraped.
+FLUO_NODES = "cluster_state:kube_node_annotations:count"
+KURED_REQUIRED = "cluster:kured_reboot_required:sum"
 BRIDGES_UP = "cluster:local_exporter_bridge_up:sum"
 BRIDGES = "cluster:local_exporter_bridge_up:count"
 
@@ -460,6 +465,11 @@ def _error_group(config: BundleConfig) -> Group:
                 "expr": f"sum {by((*fleet, 'application', 'channel', 'version'))} "
                 f"({selected(names.NEBRASKA_INSTANCES, config.nebraska_selector)})",
             },
+            {"record": FLUO_NODES, "expr": _fluo_nodes(config)},
+            {
+                "record": KURED_REQUIRED,
+                "expr": f"sum {by(fleet)} ({selected(names.KURED_REBOOT_REQUIRED, config.kured_selector)})",
+            },
             {
                 "record": NEBRASKA_FAILED,
                 "expr": f"sum {by((*fleet, 'application'))} "
@@ -468,6 +478,20 @@ def _error_group(config: BundleConfig) -> Group:
             },
         ],
     }
+
+
+def _fluo_nodes(config: BundleConfig) -> str:
+    """Nodes per FLUO state, from kube-state-metrics' copy of its node annotations."""
+    parts = []
+    for state, key in (
+        ("reboot_needed", kubernetes.REBOOT_NEEDED),
+        ("reboot_in_progress", kubernetes.REBOOT_IN_PROGRESS),
+    ):
+        series = selected(
+            names.NODE_ANNOTATIONS, config.kube_state_metrics_selector, f'{kubernetes.annotation_label(key)}="true"'
+        )
+        parts.append(f'label_replace({series}, "state", "{state}", "", "")')
+    return f"count {by((*config.fleet_labels, 'state'))} (\n  " + "\n  or ".join(parts) + "\n)"
 
 
 def seconds(duration: str) -> int:

@@ -16,6 +16,9 @@ BRIDGE_JOB = "local_exporter"
 AIRLOCK_JOB = "airlock"
 #: Nebraska, Flatcar's update server (its own /metrics).
 NEBRASKA_JOB = "nebraska"
+#: kube-state-metrics (FLUO's node annotations) and Kured, where Flatcar runs Kubernetes nodes.
+KUBE_STATE_METRICS_JOB = "kube-state-metrics"
+KURED_JOB = "kured"
 #: The bridge selector that reads Zincati's socket.
 AGENT_SELECTOR = "zincati"
 #: The bridge selector of a Flatcar host (os_update, reading update_engine).

@@ -43,6 +43,8 @@ from local_exporter.common.jobs import (
     BRIDGE_JOB,
     FLATCAR_AGENT_JOB,
     FLATCAR_AGENT_SELECTOR,
+    KUBE_STATE_METRICS_JOB,
+    KURED_JOB,
     NEBRASKA_JOB,
 )
 from local_exporter.sim import prombus
@@ -50,6 +52,7 @@ from local_exporter.sim.airlock import make_airlock_app
 from local_exporter.sim.fleet import FlatcarHost, Fleet
 from local_exporter.sim.host_flatcar import HostFlatcar
 from local_exporter.sim.host_rpm_ostree import HostRpmOstree
+from local_exporter.sim.kubernetes import KubernetesMetrics
 from local_exporter.sim.nebraska import NebraskaMetrics
 from local_exporter.sim.promsock import start_promsock
 from local_exporter.sim.scenario import Scenario
@@ -183,6 +186,7 @@ class LiveFleet:
         self.bridge_ports: list[int] = []
         self.airlock_port: int | None = None
         self.nebraska_port: int | None = None
+        self.kubernetes_port: int | None = None
 
     def host_directory(self, name: str) -> Path:
         return self.options.directory / "hosts" / name
@@ -216,6 +220,9 @@ class LiveFleet:
                 listener = _listen(options.address, options.nebraska_port)
                 self.nebraska_port = listener.getsockname()[1]
                 await self._serve(NebraskaMetrics(fleet).app(), listener)
+                listener = _listen(options.address, 0)
+                self.kubernetes_port = listener.getsockname()[1]
+                await self._serve(KubernetesMetrics(fleet).app(), listener)
             if self.scenario.fleet.strategy == "fleet_lock" and options.airlock_port is not None:
                 listener = _listen(options.address, options.airlock_port)
                 self.airlock_port = listener.getsockname()[1]
@@ -467,6 +474,11 @@ def prometheus_config(live: LiveFleet, bridges: Path) -> str:
                 "static_configs": [{"targets": [f"{options.address}:{live.nebraska_port}"]}],
             }
         )
+    if live.kubernetes_port is not None:
+        # As if FLUO and Kured ran beside: kube-state-metrics and Kured read from one endpoint.
+        for job in (KUBE_STATE_METRICS_JOB, KURED_JOB):
+            target = f"{options.address}:{live.kubernetes_port}"
+            jobs.append({"job_name": job, "static_configs": [{"targets": [target]}]})
     if live.airlock_port is not None:
         target = f"{options.address}:{live.airlock_port}"
         jobs.append(

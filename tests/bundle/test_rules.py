@@ -71,6 +71,8 @@ def _recording_rules() -> list[dict[str, str]]:
 
 #: Nebraska's own families (agents/nebraska.py), scraped from its /metrics.
 NEBRASKA_FAMILIES = (names.NEBRASKA_INSTANCES, names.NEBRASKA_FAILED_UPDATES)
+#: kube-state-metrics' node annotations (FLUO's) and Kured's family (agents/kubernetes.py).
+KUBERNETES_FAMILIES = (names.NODE_ANNOTATIONS, names.KURED_REBOOT_REQUIRED)
 
 
 @pytest.mark.parametrize("rule", _recording_rules(), ids=lambda rule: rule["record"])
@@ -81,7 +83,7 @@ def test_recording_rule_names_and_labels_follow_the_mixin_conventions(rule: dict
     # the product's own derived signals (phase, newest version), the product's name.
     emitted = {
         name.removesuffix("_total")
-        for name in (*FAMILIES, names.BRIDGE_REQUESTS, *_os_update_families(), *NEBRASKA_FAMILIES)
+        for name in (*FAMILIES, names.BRIDGE_REQUESTS, *_os_update_families(), *NEBRASKA_FAMILIES, *KUBERNETES_FAMILIES)
     }
     assert metric in emitted or metric.startswith("local_exporter_"), rule["record"]
     # Aggregations keep job and the cluster label.
@@ -100,7 +102,7 @@ def test_every_metric_a_rule_reads_is_emitted_or_recorded() -> None:
     emitted = set(FAMILIES) | {names.UP, names.BRIDGE_REQUESTS, names.BRIDGE_DURATION, names.BRIDGE_LAST_SUCCESS}
     # The os_update selector's families (bridge/sources/os_update, agents/os_update.py).
     emitted |= _os_update_families()
-    emitted |= set(NEBRASKA_FAMILIES)
+    emitted |= set(NEBRASKA_FAMILIES) | set(KUBERNETES_FAMILIES)
     for rule in _recording_rules():
         read = metric_names(rule["expr"])
         assert read, rule["record"]

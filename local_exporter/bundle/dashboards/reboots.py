@@ -6,7 +6,7 @@ from __future__ import annotations
 from local_exporter.bundle import names, rules
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.dashboards import common
-from local_exporter.bundle.dashboards.style import BAD, GOOD, WARN, Dashboard, Query, Row, stat, timeseries
+from local_exporter.bundle.dashboards.style import BAD, GOOD, WARN, Dashboard, Panel, Query, Row, stat, timeseries
 
 SLUG = "reboots"
 
@@ -82,10 +82,43 @@ def dashboard(config: BundleConfig) -> Dashboard:
             width=24,
         ),
     ]
+    # FLUO and Kured run in the cluster, not per host: the cluster variable applies, job does not.
+    cluster = "{" + f'{config.cluster_label}=~"${config.cluster_label}"' + "}"
+
+    def nodes(title: str, description: str, series: str) -> Panel:
+        return stat(
+            title,
+            description,
+            "none",
+            [Query(f"sum({series}) or vector(0)", instant=True)],
+            steps=((None, GOOD), (1, WARN)),
+            width=8,
+        )
+
+    kubernetes = [
+        nodes(
+            "Nodes needing a reboot (FLUO)",
+            "Flatcar nodes whose update waits for FLUO's operator (annotation reboot-needed, via kube-state-metrics: "
+            "docs/deploy.md).",
+            f'{rules.FLUO_NODES}{cluster[:-1]}, state="reboot_needed"}}',
+        ),
+        nodes(
+            "Nodes rebooting (FLUO)",
+            "Flatcar nodes FLUO's agent is draining and rebooting now (annotation reboot-in-progress).",
+            f'{rules.FLUO_NODES}{cluster[:-1]}, state="reboot_in_progress"}}',
+        ),
+        nodes(
+            "Nodes requiring a reboot (Kured)",
+            "Nodes whose reboot sentinel Kured sees (on Flatcar: the update's postinstall touched "
+            "/run/reboot-required).",
+            f"{rules.KURED_REQUIRED}{cluster}",
+        ),
+    ]
     return Dashboard(
         slug=SLUG,
         title="OS updates / Reboot coordination",
-        description="FleetLock (airlock) reboot slots and holders per group, and the hosts waiting for them.",
+        description="FleetLock (airlock) reboot slots and holders per group, and the hosts waiting for them; FLUO's "
+        "and Kured's nodes where Flatcar runs Kubernetes.",
         variables=common.fleet_variables(config, rules.HOSTS_BY_STREAM),
-        rows=[Row("Now", now), Row("Over time", over_time)],
+        rows=[Row("Now", now), Row("Over time", over_time), Row("Kubernetes reboot coordinators", kubernetes)],
     )
