@@ -282,6 +282,10 @@ class Fleet:
             users=blocked.users if blocked is not None else 0,
         )
         delay = agent.step(self.clock(t), world, self._flatcar_random)
+        if agent.reboot_requested and host.active("keeps_slot", t) is not None:
+            # The reboot never happens (logind refuses it): locksmith keeps its etcd slot, and
+            # once every slot of its group is held the others wait for good.
+            return
         if agent.reboot_requested:
             host.rebooting = True
             self._push(t + self.scenario.reboot, _FLATCAR_REBOOTED, host.index, -1)

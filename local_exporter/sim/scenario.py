@@ -69,6 +69,7 @@ FLATCAR_FAULT_KINDS: tuple[FaultKind, ...] = (
     "finalize_blocked",
     "updates_disabled",
     "agent_down",
+    "keeps_slot",
 )
 
 

@@ -344,8 +344,11 @@ def _read_faults(tables: list[_Reader], known: _Known, releases: tuple[ReleaseSp
         kind = table.choice("kind", FAULT_KINDS)
         if os == FLATCAR and kind is not None and kind not in FLATCAR_FAULT_KINDS:
             table.problem("kind", f"a Flatcar host has no {kind} fault: one of {', '.join(FLATCAR_FAULT_KINDS)}")
-        if (
-            kind in ("keeps_slot", "steady_state_errors")
+        if os == FLATCAR and kind == "keeps_slot" and known.fleet.strategy != locksmith.ETCD_LOCK:
+            table.problem("kind", 'keeps_slot needs flatcar.strategy = "etcd-lock": only its etcd lock has slots')
+        elif (
+            os != FLATCAR
+            and kind in ("keeps_slot", "steady_state_errors")
             and "strategy" not in known.bad
             and known.fleet.strategy != "fleet_lock"
         ):

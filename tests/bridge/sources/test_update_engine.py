@@ -305,3 +305,38 @@ def test_docs_metrics_md_describes_every_family(short_dir: Path) -> None:
     names = {family.name for family in source.families(followed, files)}
     documented = (Path(__file__).resolve().parents[3] / "docs" / "metrics.md").read_text()
     assert names and {name for name in names if f"`{name}`" not in documented} == set()
+
+
+async def test_the_bus_going_away_and_coming_back_is_survived(
+    aiohttp_client, dbus_bus: DBusDaemon, short_dir: Path
+) -> None:
+    service = await serve_update_engine(dbus_bus.address, Status(last_checked_time=CHECKED))
+    client = await aiohttp_client(bridge_app(_selector(dbus_bus, short_dir)))
+    assert (await _scrape(client))[0] == 200
+    await service.close()
+    dbus_bus.stop()  # the system bus is restarted under the bridge
+
+    async def status() -> int:
+        return (await _scrape(client))[0]
+
+    await until_read(status, 503)
+    dbus_bus.start()
+    service = await serve_update_engine(dbus_bus.address, Status(last_checked_time=CHECKED, operation=api.CHECKING))
+    try:
+        # A new connection, subscribed again: the status read anew, then followed by signal.
+        async def operation() -> list:
+            return (await _scrape(client))[1].get("update_engine_status_info", [])
+
+        await until_read(operation, [({"operation": api.CHECKING}, 1.0)])
+        service.update(operation=api.REPORTING_ERROR)
+        service.update(operation=api.IDLE)
+
+        async def errors() -> float:
+            families = (await _scrape(client))[1]
+            return dict((s[0]["operation"], s[1]) for s in families["update_engine_status_transitions"])[
+                api.REPORTING_ERROR
+            ]
+
+        await until_read(errors, 1.0)
+    finally:
+        await service.close()

@@ -60,9 +60,12 @@ def scenario() -> Scenario:
         "",
         duration=24 * 3600.0,
         fleet=fleet,
-        releases=(ReleaseSpec(NEW, 300.0), ReleaseSpec("4230.2.1", 300.0, os=FLATCAR)),
+        releases=(ReleaseSpec(NEW, 300.0), ReleaseSpec("4230.2.1", 0.0, os=FLATCAR)),
         faults=(
             FaultSpec("check_errors", (1,), os=FLATCAR),
+            # A Flatcar host that never reboots keeps locksmith's only slot (it is the first to
+            # take it, about 95 scenario seconds in): the others wait for good.
+            FaultSpec("keeps_slot", (2,), os=FLATCAR),
             FaultSpec("keeps_slot", (DRILLED,)),
             FaultSpec("check_errors", (6,), error="generic_http_503"),
             FaultSpec("check_errors", (7,), error="client_failed_request"),
@@ -75,20 +78,23 @@ def scenario() -> Scenario:
     )
 
 
-def _variables(dashboard: dict[str, Any], drilled: str) -> dict[str, str]:
+def _variables(dashboard: dict[str, Any], drilled: str, os: str = "") -> dict[str, str]:
+    """Grafana's values: "All" for every variable (the drilled host for a single one), or one OS."""
     values = {**INTERVALS}
     for variable in dashboard["templating"]["list"]:
         if variable["type"] == "query":
             values[variable["name"]] = variable.get("allValue") or drilled
+    if os:
+        values["os"] = os
     return values
 
 
-def _targets(rendered: dict[str, str], drilled: str) -> list[tuple[str, Panel, dict[str, Any], str]]:
+def _targets(rendered: dict[str, str], drilled: str, os: str = "") -> list[tuple[str, Panel, dict[str, Any], str]]:
     """(dashboard title, panel, target, query with the variables filled in) for every target."""
     out = []
     for text in rendered.values():
         dashboard = json.loads(text)
-        values = _variables(dashboard, drilled)
+        values = _variables(dashboard, drilled, os)
         for panel in dashboard["panels"]:
             for target in panel.get("targets", []):
                 out.append((dashboard["title"], panel, target, substituted(target["expr"], values)))
@@ -147,6 +153,25 @@ async def test_every_panel_query_returns_data_and_the_numbers_add_up(
                 missing = await asyncio.to_thread(empty)
             assert missing == [], "\n".join(missing)
 
+            # Every panel returns data with either OS chosen too (those that read what only
+            # reporting hosts say, where hosts report).
+            per_os = [(os, _targets(rendered, drilled, os)) for os in ("fedora-coreos", "flatcar")]
+
+            def empty_per_os() -> list[str]:
+                return [
+                    f"{os}: {title} / {panel['title']}: {query}"
+                    for os, chosen in per_os
+                    for title, panel, target, query in chosen
+                    if (reporting or not panel["title"].endswith(REPORTED_ONLY))
+                    and not _has_data(prometheus, target, query)
+                ]
+
+            missing = await asyncio.to_thread(empty_per_os)
+            while missing and time.monotonic() < deadline + 60:
+                await asyncio.sleep(3)
+                missing = await asyncio.to_thread(empty_per_os)
+            assert missing == [], "\n".join(missing)
+
             def query_of(dashboard: str, panel_title: str, ref: str = "A") -> str:
                 return next(
                     q
@@ -165,6 +190,19 @@ async def test_every_panel_query_returns_data_and_the_numbers_add_up(
             )
             hosts = await asyncio.to_thread(lambda: value(_instant(prometheus, query_of(overview, "Hosts"))[0]))
             assert sum(counts) == hosts == HOSTS + FLATCAR_HOSTS
+
+            # With one OS chosen, its phase stats add up to its own hosts (shares of 1 per OS).
+            for os, expected in (("fedora-coreos", HOSTS), ("flatcar", FLATCAR_HOSTS)):
+                chosen = _targets(rendered, drilled, os)
+
+                def of_os(title: str, chosen: list = chosen) -> str:
+                    return str(next(q for t, p, target, q in chosen if t == overview and p["title"] == title))
+
+                counts = await asyncio.to_thread(
+                    lambda: [value(_instant(prometheus, of_os(title))[0]) for title in phase_titles]
+                )
+                hosts = await asyncio.to_thread(lambda: value(_instant(prometheus, of_os("Hosts"))[0]))
+                assert sum(counts) == hosts == expected, (os, counts)
 
             # The version breakdown's shares of each stream add up to 100 %.
             shares = await asyncio.to_thread(
