@@ -745,7 +745,7 @@ def test_a_mixed_fleet_has_flatcar_hosts_with_their_own_releases_and_faults() ->
             '[[faults]]\nos = "flatcar"\nkind = "stale"\n',
             [
                 "s.toml:11: faults[0].kind: a Flatcar host has no stale fault: one of check_errors, deploy_failures, "
-                "finalize_blocked, updates_disabled, agent_down"
+                "finalize_blocked, updates_disabled, agent_down, keeps_slot"
             ],
         ),
         (
