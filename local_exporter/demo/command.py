@@ -28,7 +28,7 @@ from local_exporter.demo import servers
 from local_exporter.demo.receiver import Receiver
 from local_exporter.demo.servers import DemoError
 from local_exporter.sim import scenario_file
-from local_exporter.sim.live import LiveFleet, LiveOptions, ensure_descriptors
+from local_exporter.sim.live import LiveFleet, LiveOptions, ensure_descriptors, port_range
 from local_exporter.sim.scenario import FEDORA_COREOS, FLATCAR, Scenario
 
 #: The queries the banner suggests: the rollout views the dashboards are built on.
@@ -229,7 +229,7 @@ def _banner(
     address = args.address
     alertmanager_server, prometheus = started
     release = next(r.version for r in scenario.releases if r.os == FEDORA_COREOS)
-    bridges, flatcar_bridges = _port_range(live.bridge_ports), _port_range(live.flatcar_ports)
+    bridges, flatcar_bridges = port_range(live.bridge_ports), port_range(live.flatcar_ports)
     flatcar = scenario.flatcar
     flatcar_release = next((r.version for r in scenario.releases if r.os == FLATCAR), "")
     also = f" and {flatcar.hosts} Flatcar hosts {flatcar_release} through locksmith" if flatcar is not None else ""
@@ -258,13 +258,6 @@ def _banner(
         "Alerts print as they fire and resolve; a progress line every few seconds:",
         flush=True,
     )
-
-
-def _port_range(ports: list[int]) -> str:
-    if not ports:
-        return "-"
-    first, last = ports[0], ports[-1]
-    return f"{first}-{last}" if last - first == len(ports) - 1 else f"{first}, ... (any free ports)"
 
 
 async def _report_progress(

@@ -8,7 +8,10 @@ from pathlib import Path
 from local_exporter.sim.scenario import FAULT_KINDS
 from local_exporter.sim.transports import TRANSPORTS
 
-DESCRIPTION = "Simulate a fleet of Fedora CoreOS hosts running Zincati, each behind its own bridge."
+DESCRIPTION = (
+    "Simulate a fleet of Fedora CoreOS hosts running Zincati, and Flatcar hosts running update_engine "
+    "and locksmith (a scenario's [flatcar] table), each behind its own bridge."
+)
 EPILOG = f"""\
 A scenario is a small TOML file: a [fleet] (hosts, version, stream, strategy immediate or
 fleet_lock with [fleet.groups] reboot slots, wariness, seed), the [[releases]] that appear on its

@@ -17,7 +17,7 @@ from local_exporter.common.durations import parse_duration
 from local_exporter.common.loop import new_loop, stop_on_signals
 from local_exporter.sim import scenario_file as scenarios
 from local_exporter.sim.history import write_history
-from local_exporter.sim.live import LiveFleet, LiveOptions, ensure_descriptors
+from local_exporter.sim.live import LiveFleet, LiveOptions, ensure_descriptors, port_range
 from local_exporter.sim.scenario import Scenario
 from local_exporter.sim.scenario_file import ScenarioError
 
@@ -99,7 +99,7 @@ def _live(scenario: Scenario, args: argparse.Namespace) -> int:
             live = LiveFleet(scenario, options)
         except ValueError as exc:
             return _fail(str(exc))
-        problem = ensure_descriptors(scenario.fleet.hosts)
+        problem = ensure_descriptors(scenario.fleet.hosts + (scenario.flatcar.hosts if scenario.flatcar else 0))
         if problem:
             return _fail(problem)
         with asyncio.Runner(loop_factory=new_loop) as runner:
@@ -113,12 +113,21 @@ async def _serve(live: LiveFleet, exit_at_end: bool) -> int:
     except OSError as exc:
         return _fail(f"cannot start: {exc.strerror or exc}")
     options, scenario = live.options, live.scenario
-    ports = f"{live.bridge_ports[0]}-{live.bridge_ports[-1]}" if len(live.bridge_ports) > 1 else live.bridge_ports[0]
-    airlock = f"  airlock   http://{options.address}:{live.airlock_port}/metrics\n" if live.airlock_port else ""
+    address = options.address
+    airlock = f"  airlock   http://{address}:{live.airlock_port}/metrics\n" if live.airlock_port else ""
+    flatcar = ""
+    if scenario.flatcar is not None:
+        flatcar = (
+            f"  flatcar   http://{address}:{port_range(live.flatcar_ports)}/bridge?selector=update_engine "
+            f"({scenario.flatcar.hosts} Flatcar hosts, one bridge each)\n"
+            f"  nebraska  http://{address}:{live.nebraska_port}/metrics; kube-state-metrics and Kured as "
+            f"http://{address}:{live.kubernetes_port}/metrics\n"
+        )
     print(
         f"simulating {scenario.name!r}: {scenario.fleet.hosts} hosts at {options.speed:g}x "
         f"({_hours(scenario.duration)} of scenario in {_hours(scenario.duration / options.speed)}); Ctrl-C stops\n"
-        f"  bridges   http://{options.address}:{ports}/bridge?selector=zincati (one per host)\n"
+        f"  bridges   http://{address}:{port_range(live.bridge_ports)}/bridge?selector=zincati (one per host)\n"
+        f"{flatcar}"
         f"{airlock}"
         f"  hosts     {options.directory / 'hosts'}\n"
         f"  targets   {options.directory / 'prometheus' / 'bridges.json'}\n"

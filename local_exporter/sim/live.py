@@ -405,6 +405,14 @@ def _replace(path: Path, targets: Sequence[Mapping[str, object]]) -> None:
     os.replace(partial, path)
 
 
+def port_range(ports: list[int]) -> str:
+    """Listening ports for a banner: `first-last` when consecutive, else the first and a note."""
+    if not ports:
+        return "-"
+    first, last = ports[0], ports[-1]
+    return f"{first}-{last}" if last - first == len(ports) - 1 else f"{first}, ... (any free ports)"
+
+
 def ensure_descriptors(hosts: int) -> str | None:
     """Raise this process' open-file limit to what `hosts` live hosts need, or say why it cannot.
 
