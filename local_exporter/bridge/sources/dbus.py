@@ -252,6 +252,17 @@ async def subscribe(bus: MessageBus, handler: Callable[[Message], bool], rules: 
             raise SourceFailed(f"subscribe to {what}: {reply.error_name}")
 
 
+def raise_if_error(reply: Message, what: str, unreachable: str = "") -> None:
+    """Raise the SourceError an error reply means: `unavailable` (with `unreachable` before the
+    reason) when nobody is there to answer, else `failed`."""
+    if reply.message_type != MessageType.ERROR:
+        return
+    message, unavailable = error_reply(reply, what)
+    if unavailable:
+        raise SourceUnavailable(unreachable + message)
+    raise SourceFailed(message)
+
+
 def error_reply(reply: Message, what: str) -> tuple[str, bool]:
     """An error reply's one-line reason, and whether it means "nobody there to answer"."""
     detail = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""
@@ -287,9 +298,7 @@ class DBusSource:
 
     def _payload(self, reply: Message) -> bytes:
         s = self.settings
-        if reply.message_type == MessageType.ERROR:
-            message, unavailable = error_reply(reply, f"call {s.destination} {s.path} {s.interface}.{s.member}")
-            raise SourceUnavailable(message) if unavailable else SourceFailed(message)
+        raise_if_error(reply, f"call {s.destination} {s.path} {s.interface}.{s.member}")
         if reply.signature == "ay":
             body = bytes(reply.body[0])
         elif reply.signature == "s":

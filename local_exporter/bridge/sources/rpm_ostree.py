@@ -26,14 +26,14 @@ from dbus_next.message import Message
 from dbus_next.signature import Variant
 
 from local_exporter.agents import rpm_ostree as api
-from local_exporter.bridge.errors import BadPayload, SourceFailed, SourceUnavailable
+from local_exporter.bridge.errors import BadPayload
 from local_exporter.bridge.sources.base import ParseContext, SharedResources, SourceLimits
 from local_exporter.bridge.sources.dbus import (
     BusConnection,
     call,
-    error_reply,
     owner_changes,
     parse_bus,
+    raise_if_error,
     shared_connection,
     subscribe,
 )
@@ -247,11 +247,7 @@ def _get_all() -> Message:
 
 
 def _reply(reply: Message) -> Mapping[str, Variant]:
-    if reply.message_type == MessageType.ERROR:
-        message, unavailable = error_reply(reply, f"read {api.BUS_NAME}")
-        if unavailable:
-            raise SourceUnavailable(f"rpm-ostree is not reachable on the bus: {message}")
-        raise SourceFailed(message)
+    raise_if_error(reply, f"read {api.BUS_NAME}", "rpm-ostree is not reachable on the bus: ")
     if reply.signature != "a{sv}":
         raise BadPayload(f"read {api.BUS_NAME}: reply signature is {reply.signature!r}, expected 'a{{sv}}'")
     return reply.body[0]  # type: ignore[no-any-return]

@@ -31,14 +31,14 @@ from dbus_next.message import Message
 from local_exporter.agents import locksmith
 from local_exporter.agents import update_engine as api
 from local_exporter.agents.update_engine import Status
-from local_exporter.bridge.errors import BadPayload, SourceFailed, SourceUnavailable
+from local_exporter.bridge.errors import BadPayload
 from local_exporter.bridge.sources.base import ParseContext, SharedResources, SourceLimits
 from local_exporter.bridge.sources.dbus import (
     BusConnection,
     call,
-    error_reply,
     owner_changes,
     parse_bus,
+    raise_if_error,
     shared_connection,
     subscribe,
 )
@@ -395,11 +395,7 @@ def _get_status() -> Message:
 
 
 def _reply(reply: Message) -> Status:
-    if reply.message_type == MessageType.ERROR:
-        message, unavailable = error_reply(reply, f"read {api.BUS_NAME}")
-        if unavailable:
-            raise SourceUnavailable(f"update_engine is not reachable on the bus: {message}")
-        raise SourceFailed(message)
+    raise_if_error(reply, f"read {api.BUS_NAME}", "update_engine is not reachable on the bus: ")
     try:
         return status_of(reply.body, reply.signature)
     except (TypeError, ValueError) as exc:
