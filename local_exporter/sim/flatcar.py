@@ -76,8 +76,6 @@ class FlatcarAgent:
     coordinator: str = locksmith.STARTING
     #: Status changes not yet taken by `take_changes` (each is one StatusUpdate signal).
     changes: list[Status] = field(default_factory=list)
-    #: The daemon's process start, and whether it is running (not during a reboot).
-    started_at: float = 0.0
     #: What the next step does.
     stage: str = "wait_check"
     #: Set when locksmith has rebooted the host (the fleet boots it into `new_version`).
@@ -95,7 +93,7 @@ class FlatcarAgent:
     def start(self, now: float, rng: random.Random) -> float:
         """update_engine (and locksmith) start after a boot: IDLE, nothing checked yet; the
         delay to the first check."""
-        self.started_at, self.stage, self.reboot_requested = now, "wait_check", False
+        self.stage, self.reboot_requested = "wait_check", False
         self.coordinator = locksmith.RUNNING
         self._interval = api.CHECK_INTERVAL
         self._set(Status(), always=True)  # main.cc broadcasts the status once at start

@@ -37,8 +37,6 @@ class UpdateEngineService:
     status: Status
     #: Called when AttemptUpdate asks for a check while IDLE.
     on_attempt: Callable[[], None] | None = None
-    #: How many StatusUpdate signals were sent.
-    broadcasts: int = 0
 
     def update(self, **changes: Any) -> None:
         """Change the status (Status fields) and broadcast it, as SetStatusAndNotify does."""
@@ -46,7 +44,6 @@ class UpdateEngineService:
         signal = Message.new_signal(
             api.OBJECT_PATH, api.INTERFACE, api.STATUS_SIGNAL, api.STATUS_SIGNATURE, self.status.body()
         )
-        self.broadcasts += 1
         self.bus.send(signal).add_done_callback(retrieve)
 
     def handle(self, msg: Message) -> bool:

@@ -311,14 +311,13 @@ class FlatcarSource(_Polling):
         self.facts: Facts | None = None
         self._up = False
         self._last_answer: float | None = None
-        self._files: update_engine.HostFiles | None = None
+        #: update_engine's own families as of the last read, as the agent's body is for Zincati.
+        self._agent_body = b""
 
     def _render(self) -> bytes:
         assert self.facts is not None
         own = render(normalised.families(self.facts))
-        if not self.settings.agent_metrics or self.reader.followed is None or self._files is None:
-            return own
-        return render(update_engine.families(self.reader.followed, self._files)) + own
+        return self._agent_body + own if self.settings.agent_metrics else own
 
     async def _poll(self) -> None:
         assert self.settings.update_engine is not None
@@ -342,10 +341,16 @@ class FlatcarSource(_Polling):
         followed = self.reader.followed
         verdict = flatcar.judge(followed, host, now)
         previous = self.facts
-        since = previous.since if previous is not None and previous.judgement == verdict else now
-        if previous is None and followed is not None and verdict.phase != "agent_down":
-            since = followed.since if verdict.phase not in ("rebooted",) else (host.rebooted_at or now)
-        self._files = files
+        if previous is not None:
+            since = previous.since if previous.judgement == verdict else now
+        elif verdict.phase == "rebooted":
+            since = host.rebooted_at or now
+        elif followed is not None and verdict.phase != "agent_down":
+            since = followed.since  # the bridge's first read: the operation's start as seen
+        else:
+            since = now
+        if self.settings.agent_metrics and followed is not None:
+            self._agent_body = render(update_engine.families(followed, files))
         self.facts = Facts(
             verdict,
             since,
