@@ -32,9 +32,7 @@ def alerts(config: BundleConfig) -> list[Alert]:
         return f"sum {by(host)} (rate({selected(metric, agent)}[{window}]))"
 
     def reported(family: str, matchers: str) -> str:
-        """What a host reporting its own state (any OS: the only way a Flatcar host reports)
-        says, by label: the hosts in question only."""
-        return f"max {by(host)} ({selected(family, agent, matchers)})"
+        return _reported(config, family, matchers)
 
     return [
         Alert(
@@ -165,6 +163,12 @@ def _reboot_pending(config: BundleConfig) -> str:
     )
 
 
+def _reported(config: BundleConfig, family: str, matchers: str) -> str:
+    """What hosts reporting their own state (any OS: the only way a Flatcar host reports) say,
+    by label, per host: a series of the hosts in question only."""
+    return f"max {by(config.host_labels)} ({selected(family, config.agents_selector, matchers)})"
+
+
 def _reported_reboot_pending(config: BundleConfig) -> str:
     """Hosts staged (their own phase) longer than `staged_for`, but those waiting for a reboot
     slot (throttling by design: OSUpdateRebootLockContended) and those waiting for their
@@ -173,7 +177,7 @@ def _reported_reboot_pending(config: BundleConfig) -> str:
     agent = config.agents_selector
 
     def own(family: str, matchers: str) -> str:
-        return f"max {by(host)} ({selected(family, agent, matchers)})"
+        return _reported(config, family, matchers)
 
     overdue = rules.seconds(config.staged_for)
     staged_age = f"time() - {own(names.OS_UPDATE_PHASE_START, STAGED)}"
@@ -198,11 +202,8 @@ def _reported_alerts(config: BundleConfig) -> list[Alert]:
     hosts that is milliseconds instead of seconds per evaluation (docs/benchmarks.md). The
     bridge judged the phase from its own reads, so no window of counter movement is needed.
     """
-    host = config.host_labels
-    agent = config.agents_selector
-
     def own(family: str, matchers: str) -> str:
-        return f"max {by(host)} ({selected(family, agent, matchers)})"
+        return _reported(config, family, matchers)
 
     def in_phase(phase: str) -> str:
         return own(names.OS_UPDATE_PHASE, f'phase="{phase}"')
