@@ -10,11 +10,11 @@ with the status its agent restarted with. Only a real reboot makes a new boot id
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 from local_exporter.agents import locksmith
 from local_exporter.agents import update_engine as api
+from local_exporter.common.files import replace_file
 from local_exporter.sim.fleet import FlatcarHost
 from local_exporter.sim.host_bus import HostBus
 from local_exporter.sim.update_engine import UpdateEngineService, serve_update_engine
@@ -47,7 +47,7 @@ class HostFlatcar:
 
     async def start(self, host: FlatcarHost, booted_at: float) -> None:
         config = host.agent.config
-        _write(self.update_conf, f"{api.GROUP_KEY}={config.group}\n{api.SERVER_KEY}={config.server}\n")
+        replace_file(self.update_conf, f"{api.GROUP_KEY}={config.group}\n{api.SERVER_KEY}={config.server}\n")
         self._boot(host, booted_at)
         await self.bus.start()
         await self.sync(host, booted_at)
@@ -71,7 +71,7 @@ class HostFlatcar:
         if agent.config.strategy != locksmith.OFF:
             coordinator = locksmith.render(agent.config.strategy, agent.coordinator)
             if coordinator != self._coordinator:
-                _write(self.coordinator_file, coordinator)
+                replace_file(self.coordinator_file, coordinator)
                 self._coordinator = coordinator
 
     async def close(self) -> None:
@@ -83,13 +83,6 @@ class HostFlatcar:
     def _boot(self, host: FlatcarHost, booted_at: float) -> None:
         """A new boot: the booted release, its id and its time in the files the bridge reads."""
         self._boots = host.boots
-        _write(self.release_file, f"{api.VERSION_KEY}={host.agent.version}\n{api.BOARD_KEY}=amd64-usr\n")
-        _write(self.boot_id_file, f"{host.name}-boot-{host.boots}\n")
-        _write(self.stat_file, f"cpu  1 0 1 1\nbtime {int(booted_at)}\nprocesses {host.boots + 1}\n")
-
-
-def _write(path: Path, text: str) -> None:
-    """Replace a file whole, as the agents do (locksmith renames a temporary file over it)."""
-    partial = path.with_name(f".{path.name}.tmp")
-    partial.write_text(text)
-    os.replace(partial, path)
+        replace_file(self.release_file, f"{api.VERSION_KEY}={host.agent.version}\n{api.BOARD_KEY}=amd64-usr\n")
+        replace_file(self.boot_id_file, f"{host.name}-boot-{host.boots}\n")
+        replace_file(self.stat_file, f"cpu  1 0 1 1\nbtime {int(booted_at)}\nprocesses {host.boots + 1}\n")

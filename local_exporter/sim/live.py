@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import resource
 import socket
 import time
@@ -35,6 +34,7 @@ from aiohttp import web
 from local_exporter.bridge import config as config_module
 from local_exporter.bridge.app import make_app
 from local_exporter.bridge.sources.os_update import DEFAULT_REBOOTED_FOR
+from local_exporter.common.files import replace_file
 from local_exporter.common.jobs import (
     AGENT_JOB,
     AGENT_SELECTOR,
@@ -134,9 +134,7 @@ class FileTransport:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
         else:
-            partial = self.path.with_name(f".{self.path.name}.tmp")
-            partial.write_bytes(body)
-            os.replace(partial, self.path)
+            replace_file(self.path, body)
         self._written = body
 
     async def close(self) -> None:
@@ -303,14 +301,8 @@ class LiveFleet:
             "boot_id_file": str(host.boot_id_file),
             "stat_file": str(host.stat_file),
         }
-        numbers = {
-            "interval": max(0.2, min(15.0, 15.0 / speed)),
-            "agent_interval": 300.0 / speed,
-            "rebooted_for": DEFAULT_REBOOTED_FOR / speed,
-            "refresh": 600.0 / speed,
-        }
-        fields = [f'{key} = "{value}"' for key, value in keys.items()] + [f"{k} = {v:g}" for k, v in numbers.items()]
-        return "{ " + ", ".join(fields) + " }"
+        numbers = {**_reads(speed), "agent_interval": 300.0 / speed, "refresh": 600.0 / speed}
+        return _inline_table(keys, numbers)
 
     async def _start_flatcar(self, host: FlatcarHost) -> None:
         """A Flatcar host: update_engine on its own bus, its files, and a bridge whose
@@ -331,17 +323,12 @@ class LiveFleet:
             "boot_id_file": str(flatcar.boot_id_file),
             "stat_file": str(flatcar.stat_file),
         }
-        numbers = {
-            "interval": max(0.2, min(15.0, 15.0 / speed)),
-            "rebooted_for": DEFAULT_REBOOTED_FOR / speed,
-            "refresh": 60.0 / speed,
-        }
-        fields = [f'{key} = "{value}"' for key, value in keys.items()] + [f"{k} = {v:g}" for k, v in numbers.items()]
+        numbers = {**_reads(speed), "refresh": 60.0 / speed}
         port = options.bridge_port_base and options.bridge_port_base + len(self.bridge_ports) + host.index
         listener = _listen(options.address, port)
         self.flatcar_ports.append(listener.getsockname()[1])
         config_path = directory / "bridge.toml"
-        selector = "{ " + ", ".join(fields) + " }"
+        selector = _inline_table(keys, numbers)
         config_path.write_text(self._bridge_config(self.flatcar_ports[-1], selector, FLATCAR_AGENT_SELECTOR))
         await self._serve(make_app(config_module.load(config_path)), listener)
 
@@ -398,11 +385,20 @@ class LiveFleet:
         (directory / "prometheus.yml").write_text(prometheus_config(self, bridges))
 
 
+def _reads(speed: float) -> dict[str, float]:
+    """An os_update selector's read interval and `rebooted_for`, scaled to the simulation's speed."""
+    return {"interval": max(0.2, min(15.0, 15.0 / speed)), "rebooted_for": DEFAULT_REBOOTED_FOR / speed}
+
+
+def _inline_table(strings: Mapping[str, str], numbers: Mapping[str, float]) -> str:
+    """A selector as one TOML inline table."""
+    fields = [f'{key} = "{value}"' for key, value in strings.items()] + [f"{k} = {v:g}" for k, v in numbers.items()]
+    return "{ " + ", ".join(fields) + " }"
+
+
 def _replace(path: Path, targets: Sequence[Mapping[str, object]]) -> None:
     """Write a file_sd file whole: Prometheus never reads half of one."""
-    partial = path.with_name(f".{path.name}.tmp")
-    partial.write_text(json.dumps(targets, indent=1) + "\n")
-    os.replace(partial, path)
+    replace_file(path, json.dumps(targets, indent=1) + "\n")
 
 
 def port_range(ports: list[int]) -> str:

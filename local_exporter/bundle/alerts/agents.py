@@ -202,6 +202,7 @@ def _reported_alerts(config: BundleConfig) -> list[Alert]:
     hosts that is milliseconds instead of seconds per evaluation (docs/benchmarks.md). The
     bridge judged the phase from its own reads, so no window of counter movement is needed.
     """
+
     def own(family: str, matchers: str) -> str:
         return _reported(config, family, matchers)
 

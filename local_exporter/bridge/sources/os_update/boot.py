@@ -8,9 +8,10 @@ that boot time; the same one means an ordinary reboot. An agent restart is not a
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from local_exporter.common.files import replace_file
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,7 @@ def read_record(path: Path) -> BootRecord | None:
 
 def write_record(path: Path, record: BootRecord) -> None:
     """Replace the record atomically (a crash leaves the old one or the new one)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    temporary.write_text(json.dumps(asdict(record)))
-    temporary.replace(path)
+    replace_file(path, json.dumps(asdict(record)))
 
 
 def boot_time(stat_file: str) -> float:
