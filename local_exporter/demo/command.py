@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             packages = " ".join(servers.PACKAGES[m] for m in missing)
             raise DemoError(f"needs {', '.join(missing)}: run scripts/bootstrap, or `sudo apt-get install {packages}`")
         ports = _ports(args, scenario)
-        problem = ensure_descriptors(_hosts(scenario))
+        problem = ensure_descriptors(scenario.hosts)
         if problem:
             raise DemoError(problem)
         with contextlib.ExitStack() as stack:
@@ -71,11 +71,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
-def _hosts(scenario: Scenario) -> int:
-    """Every host of the scenario, both OSes'."""
-    return scenario.fleet.hosts + (scenario.flatcar.hosts if scenario.flatcar is not None else 0)
-
-
 def _ports(args: argparse.Namespace, scenario: Scenario) -> Ports:
     """Every port the demo will listen on, checked free before anything starts."""
     address = args.address
@@ -86,7 +81,7 @@ def _ports(args: argparse.Namespace, scenario: Scenario) -> Ports:
         (args.airlock_port, "--airlock-port"),
     ]
     if args.bridge_port_base:
-        fixed += [(args.bridge_port_base + i, "--bridge-port-base") for i in range(_hosts(scenario))]
+        fixed += [(args.bridge_port_base + i, "--bridge-port-base") for i in range(scenario.hosts)]
     seen: dict[int, str] = {}
     for port, flag in fixed:
         if port and port in seen:

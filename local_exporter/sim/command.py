@@ -99,7 +99,7 @@ def _live(scenario: Scenario, args: argparse.Namespace) -> int:
             live = LiveFleet(scenario, options)
         except ValueError as exc:
             return _fail(str(exc))
-        problem = ensure_descriptors(scenario.fleet.hosts + (scenario.flatcar.hosts if scenario.flatcar else 0))
+        problem = ensure_descriptors(scenario.hosts)
         if problem:
             return _fail(problem)
         with asyncio.Runner(loop_factory=new_loop) as runner:

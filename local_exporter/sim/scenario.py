@@ -150,6 +150,11 @@ class Scenario:
     #: Flatcar hosts beside the Fedora CoreOS ones (a mixed fleet), or None.
     flatcar: FlatcarFleetSpec | None = None
 
+    @property
+    def hosts(self) -> int:
+        """Every host, both OSes'."""
+        return self.fleet.hosts + (self.flatcar.hosts if self.flatcar is not None else 0)
+
 
 def pick_hosts(seed: int, fault_index: int, count: int, hosts: int) -> tuple[int, ...]:
     """`count` of `hosts` host indices, ascending, the same for the same seed and fault index."""
