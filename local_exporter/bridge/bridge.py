@@ -22,6 +22,7 @@ from local_exporter.bridge.limits import SCRAPE_TIMEOUT_HEADER, BadScrapeTimeout
 from local_exporter.bridge.metrics import ExporterMetrics
 from local_exporter.bridge.responses import exposition, text
 from local_exporter.bridge.selectors import Read, Selector, Selectors
+from local_exporter.bridge.sources.base import KeepsLastGood
 from local_exporter.common.logs import fields
 
 log = logging.getLogger("local_exporter.bridge")
@@ -83,7 +84,15 @@ class Bridge:
                     body = await self._within(selector, self._read(selector, answer), deadline, started)
             content_type = payload.content_type(body)
         except SourceError as exc:
-            return self._failed(selector, exc.outcome, str(exc), started)
+            stand_in = _last_good(selector)
+            if stand_in is None:
+                return self._failed(selector, exc.outcome, str(exc), started)
+            duration = time.perf_counter() - started
+            self._note_failure(selector, exc.outcome, str(exc), duration, last_good=True)
+            selector.metrics.record("last_good", duration)
+            if selector.config.labels:
+                stand_in = labels.inject(stand_in, selector.config.labels)
+            return exposition(request, stand_in, payload.content_type(stand_in))
         except Exception as exc:
             log.debug("internal error", exc_info=True)
             return self._failed(selector, "internal_error", f"internal error: {exc!r}"[:200], started)
@@ -178,20 +187,30 @@ class Bridge:
     def _failed(self, selector: Selector, outcome: str, reason: str, started: float) -> web.Response:
         duration = time.perf_counter() - started
         selector.metrics.record(outcome, duration)
-        status = OUTCOME_STATUS[outcome]
+        self._note_failure(selector, outcome, reason, duration, last_good=False)
+        return text(OUTCOME_STATUS[outcome], f"selector {selector.config.name}: {outcome}: {reason}")
+
+    @staticmethod
+    def _note_failure(selector: Selector, outcome: str, reason: str, duration: float, *, last_good: bool) -> None:
+        """One warning per new failure of a selector; the same failure again only at debug."""
         repeated = selector.failure == (outcome, reason)
         selector.failure = (outcome, reason)
         (log.debug if repeated else log.warning)(
-            "scrape failed",
+            "scrape failed, serving the last good answer" if last_good else "scrape failed",
             extra=fields(
                 selector=selector.config.name,
                 outcome=outcome,
-                status=status,
+                status=OUTCOME_STATUS["last_good" if last_good else outcome],
                 reason=reason,
                 duration_seconds=round(duration, 6),
             ),
         )
-        return text(status, f"selector {selector.config.name}: {outcome}: {reason}")
+
+
+def _last_good(selector: Selector) -> bytes | None:
+    """What a source that keeps its last good answer offers in place of a failed read."""
+    source = selector.source
+    return source.last_good() if isinstance(source, KeepsLastGood) else None
 
 
 def _echo(name: str) -> str:

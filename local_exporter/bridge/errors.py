@@ -26,6 +26,9 @@ OUTCOME_STATUS: dict[str, int] = {
     "timeout": 504,
     # A file older than its selector's max_age: the daemon stopped rewriting it.
     "stale": 503,
+    # The source failed, and the last good answer of a source that keeps one (a release feed)
+    # was served instead: the failure is logged, and the answer's age is on /metrics.
+    "last_good": 200,
     # The client went away before we answered; nobody reads the status.
     "cancelled": 499,
     # A bug in the bridge itself; never expected, but counted rather than hidden.

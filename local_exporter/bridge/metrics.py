@@ -37,8 +37,12 @@ SELECTOR_INFO = f"{NAMESPACE}_selector_info"
 BUILD_INFO = f"{NAMESPACE}_build_info"
 FILE_MTIME_SECONDS = f"{NAMESPACE}_bridge_file_mtime_seconds"
 #: What sources report for /metrics (Source.gauges), by the name after `local_exporter_bridge_`.
+ANSWER_AGE_SECONDS = f"{NAMESPACE}_bridge_answer_age_seconds"
 SOURCE_GAUGES = {
-    FILE_MTIME_SECONDS.removeprefix(f"{NAMESPACE}_bridge_"): "Modification time of a file selector's file (Unix time)."
+    FILE_MTIME_SECONDS.removeprefix(f"{NAMESPACE}_bridge_"): "Modification time of a file selector's file (Unix time).",
+    ANSWER_AGE_SECONDS.removeprefix(f"{NAMESPACE}_bridge_"): (
+        "Age of the answer a caching selector (a release feed) serves: seconds since its source last answered."
+    ),
 }
 RELOAD_SUCCESSFUL = f"{NAMESPACE}_config_last_reload_successful"
 RELOAD_SUCCESS_TIMESTAMP = f"{NAMESPACE}_config_last_reload_success_timestamp_seconds"

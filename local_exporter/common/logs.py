@@ -12,12 +12,13 @@ import time
 from typing import Any
 
 FORMATS = ("logfmt", "json")
-_FIELDS = "le_fields"
+#: The LogRecord attribute that carries a line's fields (what `fields` passes as `extra`).
+FIELDS = "le_fields"
 _LEVELS = {"WARNING": "warn", "CRITICAL": "error"}
 
 
 def fields(**values: Any) -> dict[str, dict[str, Any]]:
-    return {_FIELDS: values}
+    return {FIELDS: values}
 
 
 def _record_fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -27,7 +28,7 @@ def _record_fields(record: logging.LogRecord) -> dict[str, Any]:
         "logger": record.name,
         "msg": record.getMessage(),
     }
-    out.update(getattr(record, _FIELDS, {}))
+    out.update(getattr(record, FIELDS, {}))
     if record.exc_info and record.exc_info[1] is not None:
         out["error"] = repr(record.exc_info[1])
     return out

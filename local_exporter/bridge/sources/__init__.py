@@ -28,6 +28,11 @@ KINDS: dict[str, Kind] = {
             "and locksmith's state",
         ),
         Kind("os_update", "the host's update phase and versions, normalised, from its update agent and rpm-ostree"),
+        Kind(
+            "cincinnati",
+            "a Fedora CoreOS stream's releases, dead-ends and rollout plan, from its update server's graph "
+            "(fleet-level, cached)",
+        ),
     )
 }
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar, cast
+from typing import Protocol, TypeVar, cast, runtime_checkable
 
 from local_exporter.common.fields import Table
 
@@ -34,6 +34,14 @@ class Source(Protocol):
     def gauges(self) -> Mapping[str, float]:
         """What the source knows that /metrics should show, by metric name after
         `local_exporter_bridge_` (a file's modification time); most kinds have nothing."""
+
+
+@runtime_checkable
+class KeepsLastGood(Protocol):
+    """A source that can stand in for a failed read (the release feeds, feed.py)."""
+
+    def last_good(self) -> bytes | None:
+        """Its last good answer, rendered now; None before it had one."""
 
 
 @dataclass(frozen=True)

@@ -83,31 +83,40 @@ class HttpSource:
         return self._session
 
     async def fetch(self) -> bytes:
-        import aiohttp  # loaded by `_client` on the first scrape: a dict lookup from then on
-
-        target = self.socket or self.url
-        try:
-            async with self._client().get(self.url, allow_redirects=False) as response:
-                if response.status != 200:
-                    raise SourceFailed(f"GET {self.url}: HTTP {response.status} {response.reason or ''}".rstrip())
-                if response.headers.get("Content-Encoding", "identity") not in ("identity", ""):
-                    raise SourceFailed(f"GET {self.url}: compressed although identity was asked for")
-                return await _read_capped(response, self.max_bytes)
-        except aiohttp.ClientConnectorError as exc:
-            cause = exc.os_error
-            # aiohttp's error text ("Connect call failed (...)") hides errno's own words.
-            if cause.errno:
-                cause = OSError(cause.errno, os.strerror(cause.errno))
-            raise from_os_error("connect", target, cause, _UNAVAILABLE) from None
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
-            raise SourceFailed(f"GET {self.url}: {exc.__class__.__name__}: the exporter broke off") from None
-        except aiohttp.ClientError as exc:
-            raise SourceUnavailable(f"GET {self.url}: {exc.__class__.__name__}: {exc}"[:200]) from None
+        return await get(self._client(), self.url, self.max_bytes, self.socket or self.url)
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+async def get(session: aiohttp.ClientSession, url: str, max_bytes: int, target: str) -> bytes:
+    """The body of `GET url` (HTTP 200, uncompressed, at most max_bytes), or the SourceError
+    that says why not; `target` is what a connection failure names (a socket path)."""
+    import aiohttp  # loaded with the session on the first scrape: a dict lookup from then on
+
+    try:
+        async with session.get(url, allow_redirects=False) as response:
+            if response.status != 200:
+                raise SourceFailed(f"GET {url}: HTTP {response.status} {response.reason or ''}".rstrip())
+            if response.headers.get("Content-Encoding", "identity") not in ("identity", ""):
+                raise SourceFailed(f"GET {url}: compressed although identity was asked for")
+            return await _read_capped(response, max_bytes)
+    except aiohttp.ClientSSLError as exc:
+        raise SourceFailed(f"GET {url}: TLS: {exc}"[:200]) from None
+    except aiohttp.ClientConnectorDNSError:
+        raise SourceUnavailable(f"GET {url}: the host name does not resolve") from None
+    except aiohttp.ClientConnectorError as exc:
+        cause = exc.os_error
+        # aiohttp's error text ("Connect call failed (...)") hides errno's own words.
+        if cause.errno:
+            cause = OSError(cause.errno, os.strerror(cause.errno))
+        raise from_os_error("connect", target, cause, _UNAVAILABLE) from None
+    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+        raise SourceFailed(f"GET {url}: {exc.__class__.__name__}: the server broke off") from None
+    except aiohttp.ClientError as exc:
+        raise SourceUnavailable(f"GET {url}: {exc.__class__.__name__}: {exc}"[:200]) from None
 
 
 async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
