@@ -6,6 +6,8 @@ No name here says Zincati: a Flatcar host (update_engine) lands in the same phas
 
 from __future__ import annotations
 
+import re
+
 #: A host's update phase, exactly one at a time, in the order the adapter decides them (the
 #: first that holds wins).
 PHASES = (
@@ -71,3 +73,24 @@ LAST_CHECK = "os_update_last_successful_check_timestamp_seconds"
 SOURCE_UP = "os_update_source_up"
 AGENT_REFRESH = "os_update_agent_refresh_timestamp_seconds"
 BOOT = "os_update_boot_timestamp_seconds"
+VERSION_RANK = "os_update_booted_version_rank"
+
+#: Digits a rank keeps: integers up to 2**53 (9.007e15) are exact in a float64, and a rank's
+#: first digit is a digit count of at most 8, which keeps it below 9.0e15.
+_RANK_DIGITS = 16
+_PART_DIGITS = 8
+
+
+def version_rank(version: str) -> int:
+    """A number that orders versions by their numeric parts, for PromQL, which cannot compare
+    strings: each part written as its digit count then its digits, concatenated, cut or padded
+    to 16 digits. `40.20240519.3.0` -> 2408202405191310; `4230.2.1` -> 4423012110000000.
+
+    A longer part is a larger number, so comparing the digits compares the parts in order, and a
+    version with a part more ranks above one without it. Versions that differ only past the 16th
+    digit (a fourth part of 10 or more after an 8-digit date), or whose parts longer than 8 digits
+    differ only past their 8th, tie; a version with no digits is 0.
+    """
+    parts = (str(int(part))[:_PART_DIGITS] for part in re.findall(r"\d+", version))
+    digits = "".join(f"{len(part)}{part}" for part in parts)
+    return int(digits[:_RANK_DIGITS].ljust(_RANK_DIGITS, "0")) if digits else 0

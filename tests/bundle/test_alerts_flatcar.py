@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from local_exporter.agents.os_update import version_rank
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.generate import write
 from tests.support.prometheus import fired, promtool_test
@@ -17,6 +18,7 @@ CONFIG = BundleConfig()
 HOURS = 3
 STEPS = f"1+0x{HOURS * 60}"
 WHERE = 'os="flatcar", os_version="4152.2.0", stream="stable"'
+RANK = version_rank("4152.2.0")
 
 
 def _flatcar(name: str, phase: str, **extra: str) -> list[dict[str, str]]:
@@ -36,6 +38,7 @@ def _flatcar(name: str, phase: str, **extra: str) -> list[dict[str, str]]:
             "values": "0+0x180" if phase == "agent_down" else STEPS,
         },
         {"series": f"os_update_boot_timestamp_seconds{{{host}, {WHERE}}}", "values": f"0+0x{HOURS * 60}"},
+        {"series": f"os_update_booted_version_rank{{{host}, {WHERE}}}", "values": f"{RANK}+0x{HOURS * 60}"},
     ]
     for family, matchers in extra.items():
         series.append({"series": f"{family}{{{host}, {matchers}}}", "values": STEPS})

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from local_exporter.agents import os_update
+from local_exporter.agents.os_update import version_rank
 from local_exporter.bundle import rules
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.dashboards import common, host
@@ -55,6 +56,10 @@ def _host(name: str, version: str, started: int, phase: str | None, os: str = FC
             {
                 "series": f'os_update_boot_timestamp_seconds{{job="{job}", instance="{name}", {where}}}',
                 "values": f"{started}+0x30",
+            },
+            {
+                "series": f'os_update_booted_version_rank{{job="{job}", instance="{name}", {where}}}',
+                "values": f"{version_rank(version)}+0x30",
             },
         ]
     return series

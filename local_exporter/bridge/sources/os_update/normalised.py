@@ -66,6 +66,9 @@ def families(facts: Facts) -> list[Family]:
     refresh = Family(names.AGENT_REFRESH, "gauge", "The update agent's last refresh of its state machine (Unix time).")
     if facts.agent_refresh is not None:
         refresh.add(facts.agent_refresh)
+    rank = Family(
+        names.VERSION_RANK, "gauge", "Orders the booted version among the OS' versions, by their numeric parts."
+    ).add(names.version_rank(facts.os_version), **where)
     booted_at = Family(names.BOOT, "gauge", "When the host booted (Unix time).")
     if facts.boot_time is not None:
         booted_at.add(facts.boot_time, **where)
@@ -88,4 +91,5 @@ def families(facts: Facts) -> list[Family]:
         up,
         refresh,
         booted_at,
+        rank,
     ]
