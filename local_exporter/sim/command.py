@@ -120,13 +120,15 @@ async def _serve(live: LiveFleet, exit_at_end: bool) -> int:
         flatcar = (
             f"  flatcar   http://{address}:{port_range(live.flatcar_ports)}/bridge?selector=update_engine "
             f"({scenario.flatcar.hosts} Flatcar hosts, one bridge each)\n"
-            f"  nebraska  http://{address}:{live.nebraska_port}/metrics; kube-state-metrics and Kured as "
+            f"  nebraska  http://{address}:{live.nebraska_port}/metrics and /api/apps; kube-state-metrics and Kured as "
             f"http://{address}:{live.kubernetes_port}/metrics\n"
         )
     print(
         f"simulating {scenario.name!r}: {scenario.fleet.hosts} hosts at {options.speed:g}x "
         f"({_hours(scenario.duration)} of scenario in {_hours(scenario.duration / options.speed)}); Ctrl-C stops\n"
         f"  bridges   http://{address}:{port_range(live.bridge_ports)}/bridge?selector=zincati (one per host)\n"
+        f"  updates   http://{address}:{live.cincinnati_port}/v1/graph?basearch={scenario.fleet.basearch}"
+        f"&stream={scenario.fleet.stream} (Cincinnati)\n"
         f"{flatcar}"
         f"{airlock}"
         f"  hosts     {options.directory / 'hosts'}\n"

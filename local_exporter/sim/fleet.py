@@ -7,8 +7,10 @@ scenario second is in Unix time (`clock`): live runs compress it (`speed`), back
 a fixed start. Nothing here does I/O; `live.py` serves hosts, `history.py` writes backfills.
 
 What each host sees on a tick:
-  * the offer: the newest release on its stream that has reached it, a release reaching a host
-    of wariness w at `at + w * rollout` (Cincinnati's phased rollout);
+  * its update check: the graph the simulated Cincinnati (`cincinnati.py`) serves it, for its
+    wariness (configured, or derived from its node id as the policy engine does), and the
+    release Zincati picks from it (agents/cincinnati.py find_update); a Flatcar host, what
+    Nebraska answers it (`flatcar_offer`);
   * fleet_lock: the shared airlock `Semaphores` — `steady-state` releases a host's slot after
     boot, `pre-reboot` takes one before finalizing, and a full group is a `failed_lock` error;
   * the active faults on it (`scenario.FaultSpec`), which set the `Environment` fields.
@@ -22,8 +24,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from local_exporter.agents import cincinnati as cincinnati_api
+from local_exporter.agents import nebraska as nebraska_api
 from local_exporter.agents import update_engine as api
 from local_exporter.sim.airlock import LockError, Semaphores
+from local_exporter.sim.cincinnati import Cincinnati, GraphQuery, QueryError, node_uuid, read_query, zincati_query
 from local_exporter.sim.flatcar import FlatcarAgent, FlatcarConfig, FlatcarWorld
 from local_exporter.sim.scenario import FLATCAR, STEADY_STATE_ERROR, FaultSpec, FlatcarFleetSpec, ReleaseSpec, Scenario
 from local_exporter.sim.zincati import Environment, State, ZincatiAgent, ZincatiConfig, ZincatiIdentity
@@ -56,9 +61,11 @@ class Host(_Machine):
     index: int
     name: str
     group: str
-    #: The FleetLock client id (Zincati derives an app-specific id from the machine id).
+    #: Its node id: the app-specific machine id Zincati sends Cincinnati (`node_uuid`) and
+    #: FleetLock (its client id).
     client_id: str
-    #: Its rollout wariness, configured or Cincinnati's hidden per-node value.
+    #: The rollout wariness Cincinnati's policy engine throttles it with: the configured one (as
+    #: Zincati sends it, six decimals), else the one it derives from the node id.
     wariness: float
     agent: ZincatiAgent
     #: Bumped whenever a new tick is scheduled, so superseded tick events are skipped.
@@ -81,6 +88,12 @@ class FlatcarHost(_Machine):
     boots: int = 0
 
 
+#: What a host's update check makes of Cincinnati's answer: the offer, the graph's nodes and
+#: edges, whether the booted release is in it and a dead-end (`Environment`'s fields).
+_Answer = tuple[str | None, int, int, bool, bool]
+#: Outside a check nothing reads them: the Environment's defaults.
+_NO_CHECK: _Answer = (None, Environment.graph_nodes, Environment.graph_edges, True, False)
+
 # Event kinds, in the order events at one instant are handled.
 _FAULT_END, _FAULT_START, _REBOOTED, _TICK, _FLATCAR_REBOOTED, _FLATCAR_STEP = range(6)
 #: The HTTP status update_engine gets for each check error kind of a fault (0: no response).
@@ -100,7 +113,11 @@ class Fleet:
         # The Flatcar hosts draw from their own: adding them leaves the others' times unchanged.
         self._flatcar_random = random.Random(f"{spec.seed}:flatcar")
         wariness = random.Random(f"{spec.seed}:wariness")
-        self._healthy: dict[str | None, Environment] = {}
+        self._healthy: dict[_Answer, Environment] = {}
+        #: Fedora CoreOS' update server: every Zincati host's check is answered by it.
+        self.cincinnati = Cincinnati(scenario, clock)
+        self._queries: dict[int, tuple[ZincatiIdentity, GraphQuery, str]] = {}
+        self._checks: dict[tuple[int, str, bool], tuple[cincinnati_api.Graph, cincinnati_api.UpdateCheck]] = {}
         self._releases: dict[str, list[ReleaseSpec]] = {}
         for release in sorted(scenario.releases, key=lambda r: r.at):
             stream = release.stream if release.os != FLATCAR else f"{FLATCAR}:{release.stream}"
@@ -109,21 +126,24 @@ class Fleet:
         self.hosts: list[Host] = []
         for index in range(spec.hosts):
             name = spec.host_name(index)
-            hidden = wariness.random()
+            # Drawn though unused (the policy engine derives it from the node id), so the Flatcar
+            # hosts drawing after them keep their values.
+            wariness.random()
             config = ZincatiConfig(
                 strategy=spec.strategy,
                 rollout_wariness=spec.wariness,
                 updates_enabled=index not in disabled,
             )
             identity = ZincatiIdentity(spec.version, spec.basearch, spec.stream, spec.platform)
-            client_id = hashlib.sha256(f"{spec.seed}:{name}".encode()).hexdigest()[:32]
+            uuid = node_uuid(spec.seed, name)
+            sent = zincati_query(identity, uuid, spec.wariness).get("rollout_wariness")
             self.hosts.append(
                 Host(
                     index,
                     name,
                     spec.group_of(index),
-                    client_id,
-                    spec.wariness if spec.wariness is not None else hidden,
+                    uuid,
+                    cincinnati_api.compute_wariness(sent, uuid),
                     ZincatiAgent(identity, config),
                 )
             )
@@ -304,23 +324,58 @@ class Fleet:
         if not host.killed:
             self._schedule_step(host, delay)
 
+    def flatcar_channel(self, group: str, t: float) -> ReleaseSpec | None:
+        """The release Nebraska's channel for `group` points to at `t`: the newest Flatcar release
+        out on it, else the version the hosts booted (on their group; None on another)."""
+        current = None
+        spec = self.scenario.flatcar
+        if spec is not None and spec.group == group:
+            current = ReleaseSpec(spec.version, 0.0, 0.0, group, FLATCAR)
+        for release in self._releases.get(f"{FLATCAR}:{group}", ()):
+            if release.at <= t:
+                current = release
+        return current
+
     def flatcar_offer(self, host: FlatcarHost, t: float) -> str | None:
-        """The newest Flatcar release on the host's group that has reached it by `t`."""
-        reached = None
-        for release in self._releases.get(f"{FLATCAR}:{host.agent.config.group}", ()):
-            if release.at + host.wariness * release.rollout <= t:
-                reached = release.version
-        return reached
+        """What Nebraska answers the host's update_engine at `t` (updates.go GetUpdatePackage):
+        its group's channel's package, when the host runs an older version (semver), once the
+        group's rollout policy lets it through.
+
+        Nebraska lets `policy_max_updates_per_period` hosts through per period, first come first
+        served; the group's policy (sim/nebraska.py) states the rollout's rate, hosts over the
+        release's `rollout` window. Here each host comes through at `at + w * rollout`, its
+        hidden wariness w its place in the line: the same rate, whatever order the hosts
+        happen to check in, and deterministic without counting grants."""
+        release = self.flatcar_channel(host.agent.config.group, t)
+        if release is None or not nebraska_api.update_available(host.agent.version, release.version):
+            return None
+        if release.at + host.wariness * release.rollout > t:
+            return None
+        return release.version
 
     # --- the world a host sees -------------------------------------------------------------
 
-    def offer(self, host: Host, t: float) -> str | None:
-        """The newest release on the host's stream that has reached it by `t`."""
-        reached = None
-        for release in self._releases.get(host.agent.identity.stream, ()):
-            if release.at + host.wariness * release.rollout <= t:
-                reached = release.version
-        return reached
+    def update_check(self, host: Host, t: float) -> cincinnati_api.UpdateCheck:
+        """The host's update check at `t`: the query Zincati sends, answered by the simulated
+        Cincinnati exactly as its `/v1/graph` would, and Zincati's pick from that graph.
+        Raises QueryError when the server refuses the query, GraphError on a node Zincati
+        cannot read."""
+        agent = host.agent
+        # The query changes only with the booted release: read once per identity.
+        cached = self._queries.get(host.index)
+        if cached is None or cached[0] is not agent.identity:
+            sent = zincati_query(agent.identity, host.client_id, agent.config.rollout_wariness)
+            cached = self._queries[host.index] = (agent.identity, read_query(sent.items()), sent["os_checksum"])
+        _, query, booted = cached
+        graph = self.cincinnati.serve(query, t)
+        # The served graphs are few and kept (cincinnati.py): Zincati's pick is made once for
+        # each graph and booted release (the entry keeps the graph, so its id stays its own).
+        key = (id(graph), booted, agent.config.allow_downgrade)
+        known = self._checks.get(key)
+        if known is None:
+            check = cincinnati_api.find_update(graph, booted, allow_downgrade=agent.config.allow_downgrade)
+            known = self._checks[key] = (graph, check)
+        return known[1]
 
     def _environment(self, host: Host, t: float) -> Environment:
         agent = host.agent
@@ -336,21 +391,47 @@ class Fleet:
             elif agent.state is State.UPDATE_STAGED:
                 self.semaphores.pre_reboot_requests += 1
                 pre_reboot_error = self._lock(self.semaphores.pre_reboot, host.group, host.client_id)
-        offer = self.offer(host, t)
-        if not host.faults and steady_state_error is None and pre_reboot_error is None:
-            # Most hosts, most ticks: a healthy world that differs only by the offer.
-            healthy = self._healthy.get(offer)
+        # Only a check reads Cincinnati's answer: the offer, the graph's size, the booted node.
+        answer = _NO_CHECK
+        server_error = None
+        if agent.state in (State.REPORTED_STEADY, State.NO_NEW_UPDATE):
+            try:
+                check = self.update_check(host, t)
+            except QueryError as refused:
+                server_error = f"generic_http_{refused.status}"
+            except cincinnati_api.GraphError:
+                server_error = "client_failed_node_parsing"
+            else:
+                answer = (
+                    check.target.version if check.target is not None else None,
+                    check.nodes,
+                    check.edges,
+                    check.booted is not None,
+                    check.booted_deadend,
+                )
+        offer, nodes, edges, in_graph, deadend = answer
+        if not host.faults and server_error is None and steady_state_error is None and pre_reboot_error is None:
+            # Most hosts, most ticks: a healthy world that differs only by Cincinnati's answer.
+            healthy = self._healthy.get(answer)
             if healthy is None:
-                healthy = self._healthy[offer] = Environment(offer=offer, deploy_seconds=self.scenario.download)
+                healthy = self._healthy[answer] = Environment(
+                    offer=offer,
+                    graph_nodes=nodes,
+                    graph_edges=edges,
+                    booted_in_graph=in_graph,
+                    booted_deadend=deadend,
+                    deploy_seconds=self.scenario.download,
+                )
             return healthy
-        check = host.active("check_errors", t)
+        check_fault = host.active("check_errors", t)
         blocked = host.active("finalize_blocked", t)
-        deadend = host.active("deadend", t)
         return Environment(
             offer=offer,
-            check_error=check.error if check else None,
-            booted_deadend=deadend is not None
-            and agent.identity.os_version == (deadend.version or self.scenario.fleet.version),
+            check_error=check_fault.error if check_fault else server_error,
+            graph_nodes=nodes,
+            graph_edges=edges,
+            booted_in_graph=in_graph,
+            booted_deadend=deadend,
             deploy_ok=host.active("deploy_failures", t) is None,
             register_driver_ok=host.active("driver_registration", t) is None,
             deploy_seconds=self.scenario.download,

@@ -9,7 +9,9 @@ listens on `bridge_port_base + 7`. `DIR/prometheus/bridges.json` lists every bri
 file_sd target labelled `instance="host-0007"`, so each host is its own instance in the
 `zincati` job (path /bridge, selector zincati) and in the `local_exporter` job (the bridge's
 own /metrics), exactly as with one bridge per real host. `DIR/prometheus/prometheus.yml` is a
-working scrape config for both, plus the airlock under fleet_lock.
+working scrape config for both, plus the airlock under fleet_lock. The update servers are served
+too: Cincinnati's `/v1/graph` (the graph every Zincati host is answered from) on its own port,
+and, beside Flatcar hosts, Nebraska's /metrics and API.
 
 Time: scenario second `t` happens at wall time `start + t / speed`, and every timestamp a host
 exports is that wall time, so Prometheus sees a consistent, faster-moving world.
@@ -85,9 +87,12 @@ class LiveOptions:
     #: bridge's agent selector is `kind = "os_update"`: the host reports its own update phase.
     #: Needs the uds transport (the agent's socket).
     rpm_ostree: bool = False
-    #: A simulated Nebraska's /metrics for the Flatcar hosts, if the scenario has any; 0: any
-    #: free port.
+    #: A simulated Nebraska for the Flatcar hosts, if the scenario has any: its /metrics and its
+    #: API (channels, groups); 0: any free port.
     nebraska_port: int = 0
+    #: The simulated Cincinnati's `GET /v1/graph` (the graph the Zincati hosts are answered
+    #: from); 0: any free port.
+    cincinnati_port: int = 0
 
 
 class HostTransport(Protocol):
@@ -185,6 +190,7 @@ class LiveFleet:
         self.airlock_port: int | None = None
         self.nebraska_port: int | None = None
         self.kubernetes_port: int | None = None
+        self.cincinnati_port: int | None = None
 
     def host_directory(self, name: str) -> Path:
         return self.options.directory / "hosts" / name
@@ -212,6 +218,9 @@ class LiveFleet:
                 config_path = directory / "bridge.toml"
                 config_path.write_text(self._bridge_config(self.bridge_ports[-1], selector))
                 await self._serve(make_app(config_module.load(config_path)), listener)
+            listener = _listen(options.address, options.cincinnati_port)
+            self.cincinnati_port = listener.getsockname()[1]
+            await self._serve(fleet.cincinnati.app(lambda: fleet.now), listener)
             for flatcar in fleet.flatcar:
                 await self._start_flatcar(flatcar)
             if fleet.flatcar:

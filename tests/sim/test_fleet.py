@@ -195,12 +195,19 @@ def test_a_stale_agent_stops_refreshing_but_still_serves_its_last_values() -> No
     assert value(fleet.hosts[0], "zincati_update_agent_last_refresh_timestamp") >= START + 2 * HOUR
 
 
-def test_a_dead_end_release_is_reported_by_hosts_booted_on_it_until_they_move_on() -> None:
+def test_a_dead_end_release_is_reported_by_hosts_booted_on_it_and_has_no_update_while_marked() -> None:
+    # graph.rs/policy.rs: a dead-end loses its outgoing edges, so a newer release is not offered
+    # to the hosts on it until the marking is lifted (the fault's end).
     fleet = make(
-        scenario(hosts=1, at=2 * HOUR, rollout=0, faults=(FaultSpec("deadend", (0,), 0.0, None, version=OLD),))
+        scenario(hosts=1, at=2 * HOUR, rollout=0, faults=(FaultSpec("deadend", (0,), 0.0, 3 * HOUR, version=OLD),))
     )
     fleet.advance(HOUR)
     assert value(fleet.hosts[0], "zincati_cincinnati_booted_release_is_deadend") == 1
+    fleet.advance(2.9 * HOUR)
+    assert version(fleet.hosts[0]) == OLD and fleet.hosts[0].agent.state is State.NO_NEW_UPDATE
+    assert value(fleet.hosts[0], "zincati_cincinnati_booted_release_is_deadend") == 1
+    assert value(fleet.hosts[0], "zincati_cincinnati_graph_nodes_count") == 2
+    assert value(fleet.hosts[0], "zincati_cincinnati_graph_edges_count") == 0
     fleet.advance(4 * HOUR)
     assert version(fleet.hosts[0]) == NEW
     assert value(fleet.hosts[0], "zincati_cincinnati_booted_release_is_deadend") == 0

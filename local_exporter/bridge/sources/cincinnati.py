@@ -116,7 +116,7 @@ def families(graph: cincinnati.Graph, stream: str, fetched: float, now: float) -
         if node.deadend:
             deadend.add(1, **version, reason=node.metadata.get(cincinnati.DEADEND_REASON, "generic"))
         if node.metadata.get(cincinnati.BARRIER) == "true":
-            barrier.add(1, **version, reason=node.metadata.get(cincinnati.BARRIER + "_reason", "generic"))
+            barrier.add(1, **version, reason=node.metadata.get(cincinnati.BARRIER_REASON, "generic"))
     if releases:
         node = releases[-1]
         version = {**labels, "version": node.version}
