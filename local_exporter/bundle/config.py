@@ -63,6 +63,10 @@ class BundleConfig:
     #: kube-state-metrics, exposing FLUO's node annotations (docs/deploy.md), where Flatcar runs
     #: Kubernetes nodes under FLUO; and Kured, where it reboots them.
     kube_state_metrics_selector: str = f'job="{jobs.KUBE_STATE_METRICS_JOB}"'
+    #: The release feeds: a bridge next to Prometheus reading the update servers (kinds
+    #: `cincinnati` and `nebraska`). Where it is scraped, each stream's newest version is the
+    #: server's; elsewhere, the highest one the hosts report.
+    release_feed_selector: str = f'job="{jobs.RELEASE_FEED_JOB}"'
     kured_selector: str = f'job="{jobs.KURED_JOB}"'
     #: The label every Prometheus sets in `external_labels` to name its cluster.
     cluster_label: str = "cluster"
@@ -112,6 +116,15 @@ class BundleConfig:
     lock_contended_for: str = "1h"
     #: Hosts behind the newest version with no host moving for this long: the rollout stalled.
     stalled_for: str = "2h"
+    #: A rollout behind its plan: the share of a stream's hosts on the newest release below the
+    #: share the update server has offered it to by more than this, for `behind_plan_for`.
+    behind_plan_margin: float = 0.2
+    behind_plan_for: str = "1h"
+    #: Hosts booted on a release the update server marks a dead-end, for this long.
+    deadend_for: str = "1h"
+    #: A release feed whose answer is older than this (the server unreachable, the last good
+    #: answer served), or whose bridge is down for `bridge_down_for`.
+    feed_stale_for: str = "1h"
     #: More than this share of a stream's hosts mid-update at once breaks the rolling budget.
     max_updating_ratio: float = 0.25
     #: Versions skewed within a stream for this long.

@@ -7,7 +7,7 @@ a rule or panel cannot name a metric nothing emits.
 
 from __future__ import annotations
 
-from local_exporter.agents import airlock, kubernetes, nebraska
+from local_exporter.agents import airlock, kubernetes, nebraska, os_release
 from local_exporter.agents import os_update as host_state
 from local_exporter.agents.zincati import family as _zincati
 from local_exporter.bridge import metrics as bridge
@@ -48,6 +48,13 @@ OS_UPDATE_FAILURE = host_state.FAILURE
 OS_UPDATE_PHASE_START = host_state.PHASE_START
 OS_UPDATE_LAST_CHECK = host_state.LAST_CHECK
 OS_UPDATE_BOOT = host_state.BOOT
+OS_UPDATE_VERSION_RANK = host_state.VERSION_RANK
+
+# The update servers' releases, through a release feed bridge (agents/os_release.py).
+RELEASE_NEWEST = os_release.NEWEST
+RELEASE_DEADEND = os_release.DEADEND
+RELEASE_PLANNED_SHARE = os_release.PLANNED_SHARE
+RELEASE_FEED_UPDATED = os_release.FEED_UPDATED
 
 # The Kubernetes reboot coordinators of Flatcar nodes (agents/kubernetes.py).
 NODE_ANNOTATIONS = kubernetes.NODE_ANNOTATIONS

@@ -26,10 +26,12 @@ window and the counter is above zero (a new process counts from zero). Only two 
 series are read, and only the current process's families count: after a reboot the old
 process's counters are gone, so they cannot keep a host `staged`.
 
-The newest version of a stream is the one whose earliest-booted host booted last: hosts still
-on an old version booted long ago, hosts on a new one booted into it. (PromQL cannot order
-version strings.) A host freshly provisioned from an old image makes its version look new for
-as long as it is the only host on it — minutes, as it updates at once.
+The newest version of a stream is the update server's, where a release feed is scraped (a
+bridge with the `cincinnati` or `nebraska` kind, `release_feed_selector`); for a stream without
+one, the highest version its hosts report by their version rank (`os_update_booted_version_rank`:
+PromQL cannot order version strings, so `os_update` serves a number that orders them). Hosts
+known from Zincati's socket alone report no rank: their streams need a feed to have a newest
+version. Neither depends on when a host booted or started its agent.
 """
 
 from __future__ import annotations
@@ -50,7 +52,13 @@ RATE_WINDOW = "5m"
 # Recording rule names, `level:metric:operations`; the bundle's own metrics carry its name.
 PHASE = "instance:local_exporter_update_phase:info"
 ON_NEWEST = "instance:local_exporter_on_newest_os_version:bool"
-VERSION_FIRST_BOOT = "cluster_os_stream_os_version:local_exporter_first_boot_timestamp_seconds:min"
+VERSION_RANK = "cluster_os_stream_os_version:os_update_booted_version_rank:max"
+#: What the release feeds say, where they are scraped: each stream's newest release (no fleet
+#: labels: releases are the same for every fleet), the share of a stream's hosts the server
+#: offers it to by now, and the hosts booted on a release the server marks a dead-end.
+FEED_NEWEST = "os_stream_os_version:os_release_newest_info:max"
+PLANNED_SHARE = "cluster_os_stream:os_release_rollout_planned_share:max"
+HOSTS_ON_DEADEND = "cluster_os_stream_os_version:local_exporter_hosts_on_deadend_release:sum"
 NEWEST = "cluster_os_stream:local_exporter_newest_os_version:info"
 HOSTS_BY_VERSION = "cluster_os_stream_os_version:local_exporter_hosts:count"
 HOSTS_BY_STREAM = "cluster_os_stream:local_exporter_hosts:count"
@@ -142,7 +150,12 @@ def selected(metric: str, selector: str, extra: str = "") -> str:
 
 def recording_rules(config: BundleConfig) -> list[Group]:
     if not config.infer_phases:
-        return [*_reported_phase_groups(config), _error_group(config), _reported_group(config)]
+        return [
+            *_reported_phase_groups(config),
+            _release_group(config),
+            _error_group(config),
+            _reported_group(config),
+        ]
     # One group for everything the phase depends on, in dependency order: rules of a group are
     # evaluated one after the other, groups concurrently (a rule reading another group's
     # output would see it one evaluation late).
@@ -151,8 +164,9 @@ def recording_rules(config: BundleConfig) -> list[Group]:
         {
             "name": "local-exporter-rollout",
             "interval": config.rollout_rules_interval,
-            "rules": versions[:4] + phases + versions[4:],
+            "rules": versions[:5] + phases + versions[5:],
         },
+        _release_group(config),
         _error_group(config),
         _reported_group(config),
     ]
@@ -214,11 +228,6 @@ def _reported_phase_groups(config: BundleConfig) -> list[Group]:
             "name": "local-exporter-newest",
             "interval": interval,
             "rules": [
-                # The host's boot time, labelled with what it booted.
-                {
-                    "record": VERSION_FIRST_BOOT,
-                    "expr": f"min {by(version)} ({selected(names.OS_UPDATE_BOOT, agent)})",
-                },
                 *_newest_rules(config),
             ],
         },
@@ -388,29 +397,19 @@ def _reported_phase(config: BundleConfig) -> str:
 
 
 def _version_rules(config: BundleConfig) -> list[Rule]:
-    """Hosts per version, the newest version per stream (first four), then the counts that
+    """Hosts per version, the newest version per stream (first five), then the counts that
     read each host's phase (after it)."""
     fleet = config.fleet_labels
     host = config.host_labels
-    agent = config.agents_selector
     info = host_info(config)
     stream, version = streams(config), versions(config)
     # The info series is the "many" side of every join with it: a host may briefly show two
     # (the old version's until its staleness marker, or in a backfill without markers), and a
-    # join that needs it unique would fail for the whole fleet. A reporting host's boot time
-    # carries what it booted; a host known from Zincati alone booted when its agent started.
-    zincati_boot = (
-        f"{zincati_os(selected(names.OS_INFO, agent))}\n"
-        f"    * {on(host)} group_left() {selected(names.PROCESS_START, agent)}"
-    )
-    first_boot = (
-        f"min {by(version)} (\n  {selected(names.OS_UPDATE_BOOT, agent)}\n  or {on(host)} (\n    {zincati_boot}\n  )\n)"
-    )
+    # join that needs it unique would fail for the whole fleet.
     return [
         {"record": HOSTS_BY_VERSION, "expr": f"count {by(version)} (\n  {info}\n)"},
         # From the counts per version, not from every host again.
         {"record": HOSTS_BY_STREAM, "expr": f"sum {by(stream)} ({HOSTS_BY_VERSION})"},
-        {"record": VERSION_FIRST_BOOT, "expr": first_boot},
         *_newest_rules(config),
         {"record": HOSTS_BY_PHASE, "expr": f"count {by((*fleet, 'os', 'phase'))} ({PHASE})"},
         {
@@ -421,10 +420,20 @@ def _version_rules(config: BundleConfig) -> list[Rule]:
 
 
 def _newest_rules(config: BundleConfig) -> list[Rule]:
-    """The newest version per stream, and how many hosts run it: from the counts per version."""
+    """The newest version per stream (the feed's, else the highest the hosts report), and how
+    many hosts run it: from the counts per version. Five rules, in this order."""
     stream, version = streams(config), versions(config)
+    rank = f"max {by(version)} ({selected(names.OS_UPDATE_VERSION_RANK, config.agents_selector)})"
+    feed = f"topk by (os, stream) (1, {FEED_NEWEST})"
+    newest = (
+        f"({HOSTS_BY_STREAM} * 0 + 1) * on (os, stream) group_left (os_version) {feed}\n"
+        f"or {on(stream)} topk {by(stream)} (1, {VERSION_RANK}) * 0 + 1"
+    )
+    feed_newest = f"max by (os, stream, os_version) (\n  {_as_os_version(names.RELEASE_NEWEST, config)}\n)"
     return [
-        {"record": NEWEST, "expr": f"topk {by(stream)} (1, {VERSION_FIRST_BOOT}) * 0 + 1"},
+        {"record": FEED_NEWEST, "expr": feed_newest},
+        {"record": VERSION_RANK, "expr": rank},
+        {"record": NEWEST, "expr": newest},
         {
             "record": HOSTS_ON_NEWEST,
             "expr": (
@@ -434,6 +443,37 @@ def _newest_rules(config: BundleConfig) -> list[Rule]:
         },
         {"record": NEWEST_RATIO, "expr": f"{HOSTS_ON_NEWEST} / {on(stream)} {HOSTS_BY_STREAM}"},
     ]
+
+
+def _as_os_version(family: str, config: BundleConfig) -> str:
+    """A release feed's family, its `version` label copied to `os_version` as the hosts call it."""
+    return f'label_replace({selected(family, config.release_feed_selector)}, "os_version", "$1", "version", "(.*)")'
+
+
+def _release_group(config: BundleConfig) -> Group:
+    """What the release feeds say of the fleet's streams: the planned share of the newest
+    release, and the hosts on dead-end releases (a feed's releases are the same for every fleet,
+    so they join on OS, stream and version alone)."""
+    version = versions(config)
+    planned = f"max by (os, stream) ({selected(names.RELEASE_PLANNED_SHARE, config.release_feed_selector)})"
+    deadends = f"max by (os, stream, os_version) (\n    {_as_os_version(names.RELEASE_DEADEND, config)}\n  )"
+    return {
+        "name": "local-exporter-releases",
+        "interval": config.rollout_rules_interval,
+        "rules": [
+            {
+                "record": PLANNED_SHARE,
+                "expr": f"{HOSTS_BY_STREAM} * 0 + on (os, stream) group_left () {planned}",
+            },
+            {
+                "record": HOSTS_ON_DEADEND,
+                "expr": (
+                    f"sum {by(version)} (\n"
+                    f"  {HOSTS_BY_VERSION} * on (os, stream, os_version) group_left () {deadends}\n)"
+                ),
+            },
+        ],
+    }
 
 
 def _error_group(config: BundleConfig) -> Group:

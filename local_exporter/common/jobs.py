@@ -16,6 +16,10 @@ BRIDGE_JOB = "local_exporter"
 AIRLOCK_JOB = "airlock"
 #: Nebraska, Flatcar's update server (its own /metrics).
 NEBRASKA_JOB = "nebraska"
+#: The bridge next to Prometheus that reads the update servers (kinds cincinnati and nebraska).
+RELEASE_FEED_JOB = "release_feed"
+#: The release feed bridge's selector of the fleet's Fedora CoreOS stream (kind cincinnati).
+RELEASE_FEED_SELECTOR = "fedora_coreos"
 #: kube-state-metrics (FLUO's node annotations) and Kured, where Flatcar runs Kubernetes nodes.
 KUBE_STATE_METRICS_JOB = "kube-state-metrics"
 KURED_JOB = "kured"

@@ -48,6 +48,8 @@ from local_exporter.common.jobs import (
     KUBE_STATE_METRICS_JOB,
     KURED_JOB,
     NEBRASKA_JOB,
+    RELEASE_FEED_JOB,
+    RELEASE_FEED_SELECTOR,
 )
 from local_exporter.sim import prombus
 from local_exporter.sim.airlock import make_airlock_app
@@ -191,6 +193,7 @@ class LiveFleet:
         self.nebraska_port: int | None = None
         self.kubernetes_port: int | None = None
         self.cincinnati_port: int | None = None
+        self.release_feed_port: int | None = None
 
     def host_directory(self, name: str) -> Path:
         return self.options.directory / "hosts" / name
@@ -221,6 +224,7 @@ class LiveFleet:
             listener = _listen(options.address, options.cincinnati_port)
             self.cincinnati_port = listener.getsockname()[1]
             await self._serve(fleet.cincinnati.app(lambda: fleet.now), listener)
+            await self._start_release_feed()
             for flatcar in fleet.flatcar:
                 await self._start_flatcar(flatcar)
             if fleet.flatcar:
@@ -339,6 +343,38 @@ class LiveFleet:
         config_path = directory / "bridge.toml"
         selector = _inline_table(keys, numbers)
         config_path.write_text(self._bridge_config(self.flatcar_ports[-1], selector, FLATCAR_AGENT_SELECTOR))
+        await self._serve(make_app(config_module.load(config_path)), listener)
+
+    async def _start_release_feed(self) -> None:
+        """The bridge next to Prometheus that reads the update server (kind cincinnati), as a
+        real deployment runs it: one selector for the fleet's stream, its answers kept for a
+        scenario minute."""
+        options = self.options
+        directory = options.directory / "release_feed"
+        directory.mkdir(parents=True, exist_ok=True)
+        listener = _listen(options.address, 0)
+        self.release_feed_port = listener.getsockname()[1]
+        spec = self.scenario.fleet
+        keys = {
+            "kind": "cincinnati",
+            "url": f"http://{options.address}:{self.cincinnati_port}",
+            "stream": spec.stream,
+            "basearch": spec.basearch,
+        }
+        selector = _inline_table(keys, {"cache_for": 60.0 / options.speed})
+        lines = [
+            "# Written by `local-exporter simulate`: the release feed, next to Prometheus.",
+            "[service]",
+            f'address = "{options.address}"',
+            f"port = {self.release_feed_port}",
+            "tls = false",
+            "",
+            "[bridge.selectors]",
+            f"{RELEASE_FEED_SELECTOR} = {selector}",
+            "",
+        ]
+        config_path = directory / "bridge.toml"
+        config_path.write_text("\n".join(lines))
         await self._serve(make_app(config_module.load(config_path)), listener)
 
     def _bridge_config(self, port: int, selector: str, name: str = AGENT_SELECTOR) -> str:
@@ -480,6 +516,15 @@ def prometheus_config(live: LiveFleet, bridges: Path) -> str:
         )
     bridge_files = (bridges, flatcar) if live.flatcar_ports else (bridges,)
     jobs.append({"job_name": BRIDGE_JOB, "metrics_path": "/metrics", "file_sd_configs": file_sd(*bridge_files)})
+    if live.release_feed_port is not None:
+        jobs.append(
+            {
+                "job_name": RELEASE_FEED_JOB,
+                "metrics_path": "/bridge",
+                "params": {"selector": [RELEASE_FEED_SELECTOR]},
+                "static_configs": [{"targets": [f"{options.address}:{live.release_feed_port}"]}],
+            }
+        )
     if live.nebraska_port is not None:
         jobs.append(
             {

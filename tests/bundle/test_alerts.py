@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from local_exporter.agents import os_update
+from local_exporter.agents import os_release, os_update
 from local_exporter.agents.zincati import FAMILIES
 from local_exporter.bundle import alerts, names, rules
 from local_exporter.bundle.config import BundleConfig
@@ -97,6 +97,8 @@ def test_every_metric_an_alert_reads_is_emitted_or_recorded() -> None:
     }
     # The os_update selector's families (bridge/sources/os_update, agents/os_update.py).
     emitted |= {value for key, value in vars(os_update).items() if key.isupper() and isinstance(value, str)}
+    # The release feeds' families (bridge/sources/cincinnati.py and nebraska.py, agents/os_release.py).
+    emitted |= {value for key, value in vars(os_release).items() if key.isupper() and isinstance(value, str)}
     for alert in _alerts():
         read = metric_names(alert["expr"])
         assert read <= emitted | recorded, (alert["alert"], read - emitted - recorded)

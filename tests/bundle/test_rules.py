@@ -73,6 +73,16 @@ def _recording_rules() -> list[dict[str, str]]:
 NEBRASKA_FAMILIES = (names.NEBRASKA_INSTANCES, names.NEBRASKA_FAILED_UPDATES)
 #: kube-state-metrics' node annotations (FLUO's) and Kured's family (agents/kubernetes.py).
 KUBERNETES_FAMILIES = (names.NODE_ANNOTATIONS, names.KURED_REBOOT_REQUIRED)
+#: The release feeds' families (agents/os_release.py), the bundle reads.
+RELEASE_FAMILIES = (
+    names.RELEASE_NEWEST,
+    names.RELEASE_DEADEND,
+    names.RELEASE_PLANNED_SHARE,
+    names.RELEASE_FEED_UPDATED,
+)
+#: A release is the same for every fleet and job: what joins hosts with a feed's releases is
+#: aggregated by these labels alone (rules.py FEED_NEWEST, _release_group).
+RELEASE_LABELS = {"os", "stream", "os_version"}
 
 
 @pytest.mark.parametrize("rule", _recording_rules(), ids=lambda rule: rule["record"])
@@ -83,13 +93,20 @@ def test_recording_rule_names_and_labels_follow_the_mixin_conventions(rule: dict
     # the product's own derived signals (phase, newest version), the product's name.
     emitted = {
         name.removesuffix("_total")
-        for name in (*FAMILIES, names.BRIDGE_REQUESTS, *_os_update_families(), *NEBRASKA_FAMILIES, *KUBERNETES_FAMILIES)
+        for name in (
+            *FAMILIES,
+            names.BRIDGE_REQUESTS,
+            *_os_update_families(),
+            *NEBRASKA_FAMILIES,
+            *KUBERNETES_FAMILIES,
+            *RELEASE_FAMILIES,
+        )
     }
     assert metric in emitted or metric.startswith("local_exporter_"), rule["record"]
     # Aggregations keep job and the cluster label.
     for aggregation in re.findall(r"\b(?:sum|count|min|max|topk) by \(([^)]*)\)", rule["expr"]):
         kept = {label.strip() for label in aggregation.split(",")}
-        assert {"job", BundleConfig().cluster_label} <= kept, (rule["record"], aggregation)
+        assert {"job", BundleConfig().cluster_label} <= kept or kept <= RELEASE_LABELS, (rule["record"], aggregation)
 
 
 def test_groups_are_small_and_named_briefly() -> None:
@@ -102,7 +119,7 @@ def test_every_metric_a_rule_reads_is_emitted_or_recorded() -> None:
     emitted = set(FAMILIES) | {names.UP, names.BRIDGE_REQUESTS, names.BRIDGE_DURATION, names.BRIDGE_LAST_SUCCESS}
     # The os_update selector's families (bridge/sources/os_update, agents/os_update.py).
     emitted |= _os_update_families()
-    emitted |= set(NEBRASKA_FAMILIES) | set(KUBERNETES_FAMILIES)
+    emitted |= set(NEBRASKA_FAMILIES) | set(KUBERNETES_FAMILIES) | set(RELEASE_FAMILIES)
     for rule in _recording_rules():
         read = metric_names(rule["expr"])
         assert read, rule["record"]
@@ -123,4 +140,5 @@ def test_a_group_label_reaches_every_aggregation(tmp_path: Path) -> None:
     for group in yaml.safe_load(files[1].read_text())["groups"]:
         for rule in group["rules"]:
             for clause in re.findall(r"\b(?:by|on) \(([^)]*)\)", rule["expr"]):
-                assert "group" in {label.strip() for label in clause.split(",")}, (rule["record"], clause)
+                kept = {label.strip() for label in clause.split(",")}
+                assert "group" in kept or kept <= RELEASE_LABELS, (rule["record"], clause)

@@ -50,7 +50,7 @@ async def test_version_breakdown_moves_from_old_to_new_through_real_bridges(shor
         targets = json.loads((short_dir / "prometheus" / "bridges.json").read_text())
         assert [t["labels"]["instance"] for t in targets] == [fleet.host_name(i) for i in range(HOSTS)]
         jobs = jobs_from(short_dir / "prometheus" / "prometheus.yml")
-        assert [job["job_name"] for job in jobs] == ["zincati", "local_exporter", "airlock"]
+        assert [job["job_name"] for job in jobs] == ["zincati", "local_exporter", "release_feed", "airlock"]
         with running_prometheus(tmp_path / "prometheus", jobs) as prometheus:
             # Before the release: every host its own instance, all on the old version.
             first = await asyncio.to_thread(
@@ -77,6 +77,11 @@ async def test_version_breakdown_moves_from_old_to_new_through_real_bridges(shor
                 all_new,
                 40.0,
             )
+            # The release feed bridge read the simulated Cincinnati: NEW is the stream's newest.
+            newest = await asyncio.to_thread(
+                prometheus.wait_for, 'os_release_newest_info{job="release_feed", stream="stable"}', bool, 30.0
+            )
+            assert [s["metric"]["version"] for s in newest] == [NEW]
             airlock = await asyncio.to_thread(prometheus.query, 'airlock_config_semaphore_slots{job="airlock"}')
             assert [value(s) for s in airlock] == [2]
             # Every host asked airlock for a slot (its scrape may trail the hosts' by a second).

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from local_exporter.bundle.alerts import agents, bridge, meta, rollout
+from local_exporter.bundle.alerts import agents, bridge, meta, releases, rollout
 from local_exporter.bundle.alerts.alert import Alert
 from local_exporter.bundle.config import BundleConfig
 
@@ -22,6 +22,7 @@ GROUPS: dict[str, Callable[[BundleConfig], list[Alert]]] = {
     "os-update-bridge": bridge.alerts,
     "os-update-agents": agents.alerts,
     "os-update-rollout": rollout.alerts,
+    "os-update-releases": releases.alerts,
     "os-update-meta": meta.alerts,
 }
 
