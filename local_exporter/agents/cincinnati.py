@@ -121,13 +121,30 @@ def parse_graph(document: Any) -> Graph:
     return Graph(tuple(nodes), tuple(edges))
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """A rollout's schedule as policy.rs reads it from the metadata: unparsable values count as
+    their defaults (start 0, start value 0, no duration)."""
+
+    start: int
+    start_value: float
+    minutes: int | None
+
+    @classmethod
+    def of(cls, metadata: Mapping[str, str]) -> Schedule:
+        return cls(
+            _number(metadata.get(START_EPOCH), int, 0),
+            _number(metadata.get(START_VALUE), float, 0.0),
+            _number(metadata.get(DURATION), int, None),
+        )
+
+
 def throttling(metadata: Mapping[str, str], now: float) -> float:
     """The rollout's throttling value at `now` (policy.rs throttle_rollouts): 0 before its start,
     then from `start_value` rising linearly to 1 over `duration_minutes` (at least 1); without a
-    duration it stays at `start_value`. Unparsable start values count as their defaults (0)."""
-    epoch: int = _number(metadata.get(START_EPOCH), int, 0)
-    start: float = _number(metadata.get(START_VALUE), float, 0.0)
-    minutes: int | None = _number(metadata.get(DURATION), int, None)
+    duration it stays at `start_value`."""
+    schedule = Schedule.of(metadata)
+    epoch, start, minutes = schedule.start, schedule.start_value, schedule.minutes
     if now < epoch:
         return 0.0
     if minutes is None or minutes < 0:

@@ -8,8 +8,9 @@ value the hosts' own families carry, so the two join without relabelling.
 
 from __future__ import annotations
 
-FEDORA_COREOS = "fedora-coreos"
-FLATCAR = "flatcar"
+from local_exporter.agents.os_update import FEDORA_COREOS, FLATCAR
+
+__all__ = ["FEDORA_COREOS", "FLATCAR"]
 
 # Every release the server lists for the stream, and its place in the stream's order.
 INFO = "os_release_info"

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import re
 
+#: The `os` label's values: every host family and every release family carries one of them.
+FEDORA_COREOS = "fedora-coreos"
+FLATCAR = "flatcar"
+
 #: A host's update phase, exactly one at a time, in the order the adapter decides them (the
 #: first that holds wins).
 PHASES = (

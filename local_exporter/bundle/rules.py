@@ -39,6 +39,7 @@ from __future__ import annotations
 from typing import Any
 
 from local_exporter.agents import kubernetes
+from local_exporter.agents import os_update as host_state
 from local_exporter.bundle import names
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.common.durations import parse_duration
@@ -115,7 +116,7 @@ def on(labels: tuple[str, ...]) -> str:
 
 #: The fleet's OS: every fleet breakdown keeps it (both OSes have a stream called "stable").
 #: Zincati runs on Fedora CoreOS only, so a host known from Zincati's families alone is that.
-ZINCATI_OS = "fedora-coreos"
+ZINCATI_OS = host_state.FEDORA_COREOS
 
 
 def streams(config: BundleConfig) -> tuple[str, ...]:

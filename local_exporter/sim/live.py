@@ -218,9 +218,7 @@ class LiveFleet:
                     selector = self._os_update_selector(directory, rpm_ostree)
                 listener = _listen(options.address, options.bridge_port_base and options.bridge_port_base + host.index)
                 self.bridge_ports.append(listener.getsockname()[1])
-                config_path = directory / "bridge.toml"
-                config_path.write_text(self._bridge_config(self.bridge_ports[-1], selector))
-                await self._serve(make_app(config_module.load(config_path)), listener)
+                await self._start_bridge(directory, listener, AGENT_SELECTOR, selector)
             listener = _listen(options.address, options.cincinnati_port)
             self.cincinnati_port = listener.getsockname()[1]
             await self._serve(fleet.cincinnati.app(lambda: fleet.now), listener)
@@ -340,10 +338,7 @@ class LiveFleet:
         port = options.bridge_port_base and options.bridge_port_base + len(self.bridge_ports) + host.index
         listener = _listen(options.address, port)
         self.flatcar_ports.append(listener.getsockname()[1])
-        config_path = directory / "bridge.toml"
-        selector = _inline_table(keys, numbers)
-        config_path.write_text(self._bridge_config(self.flatcar_ports[-1], selector, FLATCAR_AGENT_SELECTOR))
-        await self._serve(make_app(config_module.load(config_path)), listener)
+        await self._start_bridge(directory, listener, FLATCAR_AGENT_SELECTOR, _inline_table(keys, numbers))
 
     async def _start_release_feed(self) -> None:
         """The bridge next to Prometheus that reads the update server (kind cincinnati), as a
@@ -362,31 +357,27 @@ class LiveFleet:
             "basearch": spec.basearch,
         }
         selector = _inline_table(keys, {"cache_for": 60.0 / options.speed})
-        lines = [
-            "# Written by `local-exporter simulate`: the release feed, next to Prometheus.",
-            "[service]",
-            f'address = "{options.address}"',
-            f"port = {self.release_feed_port}",
-            "tls = false",
-            "",
-            "[bridge.selectors]",
-            f"{RELEASE_FEED_SELECTOR} = {selector}",
-            "",
-        ]
+        await self._start_bridge(directory, listener, RELEASE_FEED_SELECTOR, selector, host=False)
+
+    async def _start_bridge(
+        self, directory: Path, listener: socket.socket, name: str, selector: str, *, host: bool = True
+    ) -> None:
+        """A bridge of the product's own, serving one selector from `directory/bridge.toml`."""
         config_path = directory / "bridge.toml"
-        config_path.write_text("\n".join(lines))
+        config_path.write_text(self._bridge_config(listener.getsockname()[1], selector, name, host=host))
         await self._serve(make_app(config_module.load(config_path)), listener)
 
-    def _bridge_config(self, port: int, selector: str, name: str = AGENT_SELECTOR) -> str:
+    def _bridge_config(self, port: int, selector: str, name: str, *, host: bool = True) -> str:
+        whose = "this host's bridge" if host else "the release feed, next to Prometheus"
         lines = [
-            "# Written by `local-exporter simulate`: this host's bridge, in the original format.",
+            f"# Written by `local-exporter simulate`: {whose}, in the original format.",
             "[service]",
             f'address = "{self.options.address}"',
             f"port = {port}",
             "tls = false",
             "",
         ]
-        if self.options.transport == "dbus":
+        if host and self.options.transport == "dbus":
             lines += ["[bridge]", f'dbus_session_bus_address = "{self.options.dbus_address}"', ""]
         lines += ["[bridge.selectors]", f"{name} = {selector}", ""]
         return "\n".join(lines)

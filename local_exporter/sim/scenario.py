@@ -11,6 +11,8 @@ import random
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from local_exporter.agents import os_update
+
 FaultKind = Literal[
     "check_errors",
     "deploy_failures",
@@ -60,7 +62,7 @@ class FleetSpec:
 
 
 #: The OSes a scenario's hosts run: Fedora CoreOS (`fleet`) and Flatcar (`flatcar`).
-FEDORA_COREOS, FLATCAR = "fedora-coreos", "flatcar"
+FEDORA_COREOS, FLATCAR = os_update.FEDORA_COREOS, os_update.FLATCAR
 OSES = (FEDORA_COREOS, FLATCAR)
 #: The faults a Flatcar host can have (update_engine has no driver, no dead ends, no FleetLock).
 FLATCAR_FAULT_KINDS: tuple[FaultKind, ...] = (

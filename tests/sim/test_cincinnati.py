@@ -21,6 +21,7 @@ from local_exporter.sim.cincinnati import Cincinnati, payload, read_query, zinca
 from local_exporter.sim.fleet import Fleet, Host
 from local_exporter.sim.live import LiveFleet, LiveOptions
 from local_exporter.sim.scenario import FaultSpec, FleetSpec, ReleaseSpec, Scenario
+from tests.support.fleet import first_on
 from tests.support.processes import LOOPBACK, free_port
 
 START = 1_800_000_000
@@ -190,12 +191,7 @@ def test_a_hosts_wariness_is_what_the_policy_engine_computes_for_it() -> None:
 
 def test_a_phased_rollout_reaches_each_host_once_the_throttling_reaches_its_wariness() -> None:
     fleet = make(scenario())
-    first_seen: dict[str, float] = {}
-    for t in range(0, int(6 * HOUR) + 1, 30):
-        fleet.advance(t)
-        for host in fleet.hosts:
-            if host.agent.release == NEW or version(host) == NEW:
-                first_seen.setdefault(host.name, t)
+    first_seen = first_on(fleet, NEW, 6 * HOUR, 30)
     assert all(version(host) == NEW for host in fleet.hosts)
     metadata = fleet.cincinnati.graph("stable", "x86_64", RELEASE_AT).nodes[1].metadata
     for host in fleet.hosts:

@@ -10,6 +10,7 @@ from local_exporter.sim.fleet import Fleet, Host
 from local_exporter.sim.scenario import FaultSpec, FleetSpec, ReleaseSpec, Scenario
 from local_exporter.sim.scenario_file import PRESETS, preset
 from local_exporter.sim.zincati import MAX_DEPLOY_ATTEMPTS, MAX_FINALIZE_POSTPONEMENTS, State
+from tests.support.fleet import first_on
 
 START = 1_800_000_000.0
 OLD, NEW = "40.20240504.3.0", "40.20240519.3.0"
@@ -46,12 +47,7 @@ def value(host: Host, name: str, **labels: str) -> float:
 
 def test_a_healthy_rollout_reaches_every_host_no_sooner_than_its_wariness_allows() -> None:
     fleet = make(scenario(hosts=20))
-    first_seen: dict[str, float] = {}
-    for t in range(0, int(6 * HOUR) + 1, 60):
-        fleet.advance(t)
-        for host in fleet.hosts:
-            if host.agent.release == NEW or version(host) == NEW:
-                first_seen.setdefault(host.name, t)
+    first_seen = first_on(fleet, NEW, 6 * HOUR, 60)
     assert all(version(host) == NEW for host in fleet.hosts)
     for host in fleet.hosts:
         # Offered at `at + w * rollout`, picked up at the next refresh (300 s + up to 10 %).

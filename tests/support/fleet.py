@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from local_exporter.sim.fleet import Fleet
 from local_exporter.sim.live import LiveFleet, LiveOptions
 from local_exporter.sim.scenario import Scenario
 
@@ -47,3 +48,17 @@ def reported_phase(state: State) -> tuple[str, str, str]:
     target = next(iter(state.get("os_update_target_info", {})), ())
     waiting = next(iter(state.get("os_update_waiting_info", {})), ())
     return dict(labels)["phase"], dict(target).get("version", ""), dict(waiting).get("reason", "")
+
+
+def first_on(fleet: Fleet, release: str, until: float, step: float) -> dict[str, float]:
+    """Advance `fleet` to `until`, `step` by `step`: when each host was first seen taking
+    `release` (offered it, or booted into it)."""
+    seen: dict[str, float] = {}
+    t = 0.0
+    while t <= until:
+        fleet.advance(t)
+        for host in fleet.hosts:
+            if host.agent.release == release or host.agent.identity.os_version == release:
+                seen.setdefault(host.name, t)
+        t += step
+    return seen

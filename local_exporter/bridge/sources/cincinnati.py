@@ -14,7 +14,6 @@ the policy engine throttles.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -70,29 +69,6 @@ def parse(table: Table, context: ParseContext) -> CincinnatiSettings | None:
     return CincinnatiSettings(feed, stream, basearch, oci)
 
 
-@dataclass(frozen=True)
-class Schedule:
-    start: float
-    start_value: float
-    minutes: int | None
-
-
-def rollout_schedule(metadata: Mapping[str, str]) -> Schedule:
-    """A rollout's schedule as policy.rs reads it (unparsable values count as their defaults)."""
-
-    def number(key: str, kind: type, default: Any) -> Any:
-        try:
-            return kind(metadata[key])
-        except (KeyError, ValueError):
-            return default
-
-    return Schedule(
-        number(cincinnati.START_EPOCH, int, 0),
-        number(cincinnati.START_VALUE, float, 0.0),
-        number(cincinnati.DURATION, int, None),
-    )
-
-
 def families(graph: cincinnati.Graph, stream: str, fetched: float, now: float) -> list[Family]:
     """The graph as `os_release_*` families at `now` (pure)."""
     labels = {"os": names.FEDORA_COREOS, "stream": stream}
@@ -122,7 +98,7 @@ def families(graph: cincinnati.Graph, stream: str, fetched: float, now: float) -
         version = {**labels, "version": node.version}
         newest.add(1, **version)
         if node.rollout:
-            schedule = rollout_schedule(node.metadata)
+            schedule = cincinnati.Schedule.of(node.metadata)
             start.add(schedule.start, **version)
             start_share.add(schedule.start_value, **version)
             if schedule.minutes is not None:

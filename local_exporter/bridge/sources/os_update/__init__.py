@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+from local_exporter.agents import os_update as names
 from local_exporter.bridge.errors import SourceError, SourceFailed
 from local_exporter.bridge.sources import update_engine
 from local_exporter.bridge.sources.base import ParseContext, SharedResources, SourceLimits
@@ -354,7 +355,7 @@ class FlatcarSource(_Polling):
         self.facts = Facts(
             verdict,
             since,
-            os="flatcar",
+            os=names.FLATCAR,
             agent="update_engine",
             os_version=files.version,
             stream=files.group,
@@ -434,7 +435,7 @@ def facts(snapshot: Snapshot) -> Facts:
     return Facts(
         snapshot.judgement,
         snapshot.since,
-        os=booted.osname if booted is not None else "fedora-coreos",
+        os=booted.osname if booted is not None else names.FEDORA_COREOS,
         agent="zincati",
         os_version=booted.version if booted is not None else identity.get("os_version", ""),
         stream=(booted.stream if booted is not None else "") or identity.get("stream", ""),
