@@ -18,6 +18,8 @@ from local_exporter.common import jobs
 CONFIG_PATH = "prometheus/prometheus.yml"
 #: The bridge's default port (README, docs/configuration.md).
 BRIDGE_PORT = 9598
+#: The release feed bridge, next to Prometheus (docs/deploy.md).
+RELEASE_FEED_PORT = 9599
 #: airlock serves its metrics on its status port (2222 in its example configuration).
 AIRLOCK_STATUS_PORT = 2222
 NEBRASKA_PORT = nebraska.PORT
@@ -64,6 +66,13 @@ def scrape_configs(config: BundleConfig) -> list[dict[str, Any]]:
             "job_name": job_name(config.bridge_selector),
             "static_configs": [{"targets": _bridges() + _flatcar_bridges()}],
         },
+        # The release feeds: one bridge next to Prometheus reading the update servers.
+        {
+            **jobs.release_feed_job(
+                f"localhost:{RELEASE_FEED_PORT}", (jobs.RELEASE_FEED_SELECTOR, jobs.FLATCAR_RELEASE_FEED_SELECTOR)
+            ),
+            "job_name": job_name(config.release_feed_selector),
+        },
         {
             # Nebraska's own /metrics (its gauges refresh every 15 s).
             "job_name": job_name(config.nebraska_selector),
@@ -93,7 +102,7 @@ def config_data(config: BundleConfig) -> dict[str, Any]:
 
 def config_text(config: BundleConfig) -> str:
     data = config_data(config)
-    agents, flatcar, bridges, nebraska, airlock = data["scrape_configs"]
+    agents, flatcar, bridges, feeds, nebraska, airlock = data["scrape_configs"]
     file_sd = {"file_sd_configs": [{"files": ["targets/bridges/*.json"], "refresh_interval": "5m"}]}
     return document(
         [
@@ -125,6 +134,11 @@ def config_text(config: BundleConfig) -> str:
             + body([flatcar])
             + comment("The bridges' own /metrics, on the same targets: the same `instance` labels.")
             + body([bridges])
+            + comment(
+                "The release feeds: a bridge next to Prometheus reading the update servers (kinds cincinnati\n"
+                "and nebraska, docs/deploy.md): each stream's newest version and its rollout plan."
+            )
+            + body([feeds])
             + comment(
                 "Nebraska, Flatcar's update server: its own /metrics (instances per channel and version,\n"
                 "failed updates). Its oidc and github auth modes guard /metrics too: give this job credentials."

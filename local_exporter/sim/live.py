@@ -45,11 +45,12 @@ from local_exporter.common.jobs import (
     BRIDGE_JOB,
     FLATCAR_AGENT_JOB,
     FLATCAR_AGENT_SELECTOR,
+    FLATCAR_RELEASE_FEED_SELECTOR,
     KUBE_STATE_METRICS_JOB,
     KURED_JOB,
     NEBRASKA_JOB,
-    RELEASE_FEED_JOB,
     RELEASE_FEED_SELECTOR,
+    release_feed_job,
 )
 from local_exporter.sim import prombus
 from local_exporter.sim.airlock import make_airlock_app
@@ -194,6 +195,7 @@ class LiveFleet:
         self.kubernetes_port: int | None = None
         self.cincinnati_port: int | None = None
         self.release_feed_port: int | None = None
+        self.release_feed_selectors: tuple[str, ...] = ()
 
     def host_directory(self, name: str) -> Path:
         return self.options.directory / "hosts" / name
@@ -218,11 +220,10 @@ class LiveFleet:
                     selector = self._os_update_selector(directory, rpm_ostree)
                 listener = _listen(options.address, options.bridge_port_base and options.bridge_port_base + host.index)
                 self.bridge_ports.append(listener.getsockname()[1])
-                await self._start_bridge(directory, listener, AGENT_SELECTOR, selector)
+                await self._start_bridge(directory, listener, {AGENT_SELECTOR: selector})
             listener = _listen(options.address, options.cincinnati_port)
             self.cincinnati_port = listener.getsockname()[1]
             await self._serve(fleet.cincinnati.app(lambda: fleet.now), listener)
-            await self._start_release_feed()
             for flatcar in fleet.flatcar:
                 await self._start_flatcar(flatcar)
             if fleet.flatcar:
@@ -232,6 +233,7 @@ class LiveFleet:
                 listener = _listen(options.address, 0)
                 self.kubernetes_port = listener.getsockname()[1]
                 await self._serve(KubernetesMetrics(fleet).app(), listener)
+            await self._start_release_feed()
             if self.scenario.fleet.strategy == "fleet_lock" and options.airlock_port is not None:
                 listener = _listen(options.address, options.airlock_port)
                 self.airlock_port = listener.getsockname()[1]
@@ -338,12 +340,12 @@ class LiveFleet:
         port = options.bridge_port_base and options.bridge_port_base + len(self.bridge_ports) + host.index
         listener = _listen(options.address, port)
         self.flatcar_ports.append(listener.getsockname()[1])
-        await self._start_bridge(directory, listener, FLATCAR_AGENT_SELECTOR, _inline_table(keys, numbers))
+        await self._start_bridge(directory, listener, {FLATCAR_AGENT_SELECTOR: _inline_table(keys, numbers)})
 
     async def _start_release_feed(self) -> None:
-        """The bridge next to Prometheus that reads the update server (kind cincinnati), as a
-        real deployment runs it: one selector for the fleet's stream, its answers kept for a
-        scenario minute."""
+        """The bridge next to Prometheus that reads the update servers, as a real deployment runs
+        it: the fleet's stream from Cincinnati, and with Flatcar hosts their tracks from Nebraska;
+        answers kept for a scenario minute."""
         options = self.options
         directory = options.directory / "release_feed"
         directory.mkdir(parents=True, exist_ok=True)
@@ -356,18 +358,24 @@ class LiveFleet:
             "stream": spec.stream,
             "basearch": spec.basearch,
         }
-        selector = _inline_table(keys, {"cache_for": 60.0 / options.speed})
-        await self._start_bridge(directory, listener, RELEASE_FEED_SELECTOR, selector, host=False)
+        cache = {"cache_for": 60.0 / options.speed}
+        selectors = {RELEASE_FEED_SELECTOR: _inline_table(keys, cache)}
+        if self.nebraska_port is not None:
+            nebraska = {"kind": "nebraska", "url": f"http://{options.address}:{self.nebraska_port}"}
+            selectors[FLATCAR_RELEASE_FEED_SELECTOR] = _inline_table(nebraska, cache)
+        self.release_feed_selectors = tuple(selectors)
+        await self._start_bridge(directory, listener, selectors, host=False)
 
     async def _start_bridge(
-        self, directory: Path, listener: socket.socket, name: str, selector: str, *, host: bool = True
+        self, directory: Path, listener: socket.socket, selectors: Mapping[str, str], *, host: bool = True
     ) -> None:
-        """A bridge of the product's own, serving one selector from `directory/bridge.toml`."""
+        """A bridge of the product's own, serving `selectors` (name -> inline table) from
+        `directory/bridge.toml`."""
         config_path = directory / "bridge.toml"
-        config_path.write_text(self._bridge_config(listener.getsockname()[1], selector, name, host=host))
+        config_path.write_text(self._bridge_config(listener.getsockname()[1], selectors, host=host))
         await self._serve(make_app(config_module.load(config_path)), listener)
 
-    def _bridge_config(self, port: int, selector: str, name: str, *, host: bool = True) -> str:
+    def _bridge_config(self, port: int, selectors: Mapping[str, str], *, host: bool = True) -> str:
         whose = "this host's bridge" if host else "the release feed, next to Prometheus"
         lines = [
             f"# Written by `local-exporter simulate`: {whose}, in the original format.",
@@ -379,7 +387,7 @@ class LiveFleet:
         ]
         if host and self.options.transport == "dbus":
             lines += ["[bridge]", f'dbus_session_bus_address = "{self.options.dbus_address}"', ""]
-        lines += ["[bridge.selectors]", f"{name} = {selector}", ""]
+        lines += ["[bridge.selectors]", *(f"{name} = {selector}" for name, selector in selectors.items()), ""]
         return "\n".join(lines)
 
     async def _serve(self, app: web.Application, listener: socket.socket) -> None:
@@ -508,14 +516,7 @@ def prometheus_config(live: LiveFleet, bridges: Path) -> str:
     bridge_files = (bridges, flatcar) if live.flatcar_ports else (bridges,)
     jobs.append({"job_name": BRIDGE_JOB, "metrics_path": "/metrics", "file_sd_configs": file_sd(*bridge_files)})
     if live.release_feed_port is not None:
-        jobs.append(
-            {
-                "job_name": RELEASE_FEED_JOB,
-                "metrics_path": "/bridge",
-                "params": {"selector": [RELEASE_FEED_SELECTOR]},
-                "static_configs": [{"targets": [f"{options.address}:{live.release_feed_port}"]}],
-            }
-        )
+        jobs.append(release_feed_job(f"{options.address}:{live.release_feed_port}", live.release_feed_selectors))
     if live.nebraska_port is not None:
         jobs.append(
             {

@@ -14,7 +14,6 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from local_exporter.agents import cincinnati as api
 from local_exporter.sim.cincinnati import Cincinnati, payload, read_query, zincati_query
@@ -22,7 +21,8 @@ from local_exporter.sim.fleet import Fleet, Host
 from local_exporter.sim.live import LiveFleet, LiveOptions
 from local_exporter.sim.scenario import FaultSpec, FleetSpec, ReleaseSpec, Scenario
 from tests.support.fleet import first_on
-from tests.support.processes import LOOPBACK, free_port
+from tests.support.processes import LOOPBACK
+from tests.support.update_servers import serving_app
 
 START = 1_800_000_000
 OLD, NEW = "40.20240504.3.0", "40.20240519.3.0"
@@ -49,20 +49,14 @@ def make(s: Scenario) -> Fleet:
 async def serving(fleet: Fleet) -> AsyncIterator[Callable[..., str]]:
     """The fleet's Cincinnati on a real port, answering at the fleet's current time; yields a
     function making a graph URL from query parameters."""
-    runner = web.AppRunner(fleet.cincinnati.app(lambda: fleet.now))
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, LOOPBACK, port).start()
+    async with serving_app(fleet.cincinnati.app(lambda: fleet.now)) as base:
 
-    def url(query: str | dict[str, str] = "", **params: str) -> str:
-        text = query if isinstance(query, str) else urlencode(query)
-        text = "&".join(part for part in (text, urlencode(params)) if part)
-        return f"http://{LOOPBACK}:{port}{api.GRAPH_PATH}?{text}"
+        def url(query: str | dict[str, str] = "", **params: str) -> str:
+            text = query if isinstance(query, str) else urlencode(query)
+            text = "&".join(part for part in (text, urlencode(params)) if part)
+            return f"{base}{api.GRAPH_PATH}?{text}"
 
-    try:
         yield url
-    finally:
-        await runner.cleanup()
 
 
 async def fetch(session: aiohttp.ClientSession, url: str) -> tuple[int, str | None, bytes]:

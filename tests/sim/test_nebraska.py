@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -26,7 +24,7 @@ from local_exporter.sim import scenario_file
 from local_exporter.sim.fleet import Fleet
 from local_exporter.sim.nebraska import NebraskaMetrics, go_time
 from local_exporter.sim.scenario import FLATCAR, FlatcarFleetSpec, FleetSpec, ReleaseSpec, Scenario
-from tests.support.processes import LOOPBACK, free_port
+from tests.support.update_servers import serving_app
 
 START = 1_700_000_000
 OLD, NEW = "4152.2.0", "4230.2.1"
@@ -66,16 +64,8 @@ def _mixed() -> Fleet:
     return Fleet(scenario_file.preset("mixed"), lambda t: START + t)
 
 
-@contextlib.asynccontextmanager
-async def _serving(nebraska: NebraskaMetrics) -> AsyncIterator[str]:
-    runner = web.AppRunner(nebraska.app())
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, LOOPBACK, port).start()
-    try:
-        yield f"http://{LOOPBACK}:{port}"
-    finally:
-        await runner.cleanup()
+def _serving(nebraska: NebraskaMetrics) -> contextlib.AbstractAsyncContextManager[str]:
+    return serving_app(nebraska.app())
 
 
 async def _get(session: aiohttp.ClientSession, url: str) -> tuple[int, Any]:

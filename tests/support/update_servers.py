@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.test_utils import TestClient
+from prometheus_client import CollectorRegistry
 
 from tests.support.processes import LOOPBACK, free_port
 
@@ -24,13 +26,9 @@ MODES = ("ok", "error", "slow", "malformed", "huge")
 class UpdateServer:
     documents: dict[str, Any]
     mode: str = "ok"
-    port: int = 0
+    url: str = ""
     #: Every request: its path with the query, and its headers.
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append((request.path_qs, dict(request.headers)))
@@ -44,21 +42,56 @@ class UpdateServer:
             return web.Response(
                 body=json.dumps({"nodes": ["x" * 1000] * 1000}).encode(), content_type="application/json"
             )
-        document = self.documents.get(request.path)
+        # By path and query first (a page of a listing), else by path.
+        document = self.documents.get(request.path_qs, self.documents.get(request.path))
         if document is None:
             return web.Response(status=404, text="not found")
         return web.json_response(document)
 
 
 @contextlib.asynccontextmanager
-async def serving(documents: dict[str, Any]) -> AsyncIterator[UpdateServer]:
-    server = UpdateServer(documents, port=free_port())
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", server.handle)
+async def serving_app(app: web.Application) -> AsyncIterator[str]:
+    """`app` served on 127.0.0.1 and a free port: its base URL."""
     runner = web.AppRunner(app, shutdown_timeout=0.1)
     await runner.setup()
-    await web.TCPSite(runner, LOOPBACK, server.port).start()
+    port = free_port()
+    await web.TCPSite(runner, LOOPBACK, port).start()
     try:
-        yield server
+        yield f"http://{LOOPBACK}:{port}"
     finally:
         await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def serving(documents: dict[str, Any]) -> AsyncIterator[UpdateServer]:
+    server = UpdateServer(documents)
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", server.handle)
+    async with serving_app(app) as url:
+        server.url = url
+        yield server
+
+
+#: How a feed's first read fails, as the bridge answers it: (server mode, status, outcome,
+#: reason), with `max_bytes = 100000` on the selector.
+FIRST_READ_FAILURES = [
+    ("error", 502, "failed", "HTTP 500 Internal Server Error"),
+    ("slow", 504, "timeout", "no complete answer within the 1 s deadline"),
+    ("malformed", 502, "bad_payload", "not JSON: Expecting value at line 1 column 12"),
+    ("huge", 502, "too_large", "payload exceeds max_bytes (100000 bytes)"),
+]
+
+
+async def first_read_fails(
+    client: TestClient, registry: CollectorRegistry, selector: str, failure: tuple[str, int, str, str]
+) -> None:
+    """A scrape of `selector` gets the failure's status and its one-line reason, counted."""
+    _, status, outcome, reason = failure
+    async with client.get(f"/bridge?selector={selector}") as response:
+        assert response.status == status
+        text = await response.text()
+    assert text.startswith(f"selector {selector}: {outcome}: ") and reason in text and "\n" not in text.strip()
+    assert (
+        registry.get_sample_value("local_exporter_bridge_requests_total", {"selector": selector, "outcome": outcome})
+        == 1
+    )

@@ -33,6 +33,11 @@ KINDS: dict[str, Kind] = {
             "a Fedora CoreOS stream's releases, dead-ends and rollout plan, from its update server's graph "
             "(fleet-level, cached)",
         ),
+        Kind(
+            "nebraska",
+            "Flatcar's newest version and rollout policy per track, from a Nebraska server's groups "
+            "(fleet-level, cached)",
+        ),
     )
 }
 

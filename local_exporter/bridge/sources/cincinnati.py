@@ -15,14 +15,13 @@ the policy engine throttles.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlencode
 
 from local_exporter.agents import cincinnati
 from local_exporter.agents import os_release as names
 from local_exporter.bridge.sources.base import ParseContext, SharedResources, SourceLimits
 from local_exporter.bridge.sources.exposition import Family, render
-from local_exporter.bridge.sources.feed import FeedSettings, FeedSource, parse_feed
+from local_exporter.bridge.sources.feed import FeedSettings, FeedSource, Get, parse_feed
 from local_exporter.common.fields import Table
 
 DEFAULT_BASEARCH = "x86_64"
@@ -36,23 +35,23 @@ class CincinnatiSettings:
     oci: bool = False
 
     @property
-    def graph_url(self) -> str:
+    def graph_path(self) -> str:
         query = {"basearch": self.basearch, "stream": self.stream}
         if self.oci:
             query["oci"] = "true"
-        return f"{self.feed.url}{cincinnati.GRAPH_PATH}?{urlencode(query)}"
+        return f"{cincinnati.GRAPH_PATH}?{urlencode(query)}"
 
     def describe(self) -> str:
-        return f"cincinnati {self.graph_url}"
+        return f"cincinnati {self.feed.url}{self.graph_path}"
 
     def open(self, limits: SourceLimits, shared: SharedResources) -> FeedSource[cincinnati.Graph]:
-        def parse(documents: list[Any]) -> cincinnati.Graph:
-            return cincinnati.parse_graph(documents[0])
+        async def load(get: Get) -> cincinnati.Graph:
+            return cincinnati.parse_graph(await get(self.graph_path))
 
         def draw(graph: cincinnati.Graph, fetched: float, now: float) -> bytes:
             return render(families(graph, self.stream, fetched, now))
 
-        return FeedSource(self.feed, [self.graph_url], parse, draw, limits.max_bytes)
+        return FeedSource(self.feed, load, draw, limits.max_bytes)
 
 
 def parse(table: Table, context: ParseContext) -> CincinnatiSettings | None:

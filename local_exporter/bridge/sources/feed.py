@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
-from local_exporter.bridge.errors import BadPayload, SourceUnavailable
+from local_exporter.bridge.errors import BadPayload, PayloadTooLarge, SourceUnavailable
 from local_exporter.bridge.sources.http import get
 from local_exporter.common.fields import Table
 
@@ -70,6 +70,14 @@ def parse_feed(table: Table) -> FeedSettings | None:
     return FeedSettings(url.rstrip("/"), cache_for, token_file)
 
 
+async def fetch_capped(session: aiohttp.ClientSession, url: str, remaining: int, limit: int) -> bytes:
+    """One answer within what is left of a read's byte budget; too_large names the whole budget."""
+    try:
+        return await get(session, url, remaining, url)
+    except PayloadTooLarge:
+        raise PayloadTooLarge(limit) from None
+
+
 def decode(url: str, body: bytes) -> Any:
     """A JSON document, or BadPayload saying where it broke."""
     try:
@@ -80,20 +88,25 @@ def decode(url: str, body: bytes) -> Any:
         raise BadPayload(f"GET {url}: not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
 
 
+#: What a feed's `load` reads documents with: `await get("/v1/graph?...")` is the decoded JSON
+#: of the server's answer to that path (SourceError when there is none).
+Get = Callable[[str], Awaitable[Any]]
+
+
 class FeedSource(Generic[State]):
-    """A cached read of `urls`, parsed by `parse` and rendered by `render(state, fetched, now)`."""
+    """A cached read of the server: `load(get)` reads what it needs through `get` and returns
+    its state (ValueError with a one-line reason for a wrong shape); `render(state, fetched,
+    now)` writes it. `max_bytes` bounds everything one read takes in, every page together."""
 
     def __init__(
         self,
         settings: FeedSettings,
-        urls: Sequence[str],
-        parse: Callable[[list[Any]], State],
+        load: Callable[[Get], Awaitable[State]],
         render: Callable[[State, float, float], bytes],
         max_bytes: int,
     ) -> None:
         self.settings = settings
-        self.urls = tuple(urls)
-        self._parse = parse
+        self._load = load
         self._render = render
         self.max_bytes = max_bytes
         self._session: aiohttp.ClientSession | None = None
@@ -118,14 +131,20 @@ class FeedSource(Generic[State]):
         if self.settings.bearer_token_file:
             # Read at each fetch: a rotated token is used from the next read on.
             session.headers["Authorization"] = f"Bearer {_token(self.settings.bearer_token_file)}"
-        documents = []
-        for url in self.urls:
-            body = await get(session, url, self.max_bytes, url)
-            documents.append(decode(url, body))
+        taken = 0
+        last_url = self.settings.url
+
+        async def get(path: str) -> Any:
+            nonlocal taken, last_url
+            last_url = self.settings.url + path
+            body = await fetch_capped(session, last_url, self.max_bytes - taken, self.max_bytes)
+            taken += len(body)
+            return decode(last_url, body)
+
         try:
-            state = self._parse(documents)
+            state = await self._load(get)
         except ValueError as exc:
-            raise BadPayload(f"GET {self.urls[-1] if len(self.urls) == 1 else self.settings.url}: {exc}") from None
+            raise BadPayload(f"GET {last_url}: {exc}") from None
         self._state, self._fetched = state, time.time()
         return self._render(state, self._fetched, self._fetched)
 

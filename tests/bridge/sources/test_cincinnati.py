@@ -21,7 +21,7 @@ from local_exporter.bridge import config
 from local_exporter.common.logs import FIELDS
 from tests.support.bridges import bridge_app, sample, scrape_families
 from tests.support.processes import LOOPBACK, free_port
-from tests.support.update_servers import UpdateServer, serving
+from tests.support.update_servers import FIRST_READ_FAILURES, UpdateServer, first_read_fails, serving
 
 REQUESTS = "local_exporter_bridge_requests_total"
 AGE = "local_exporter_bridge_answer_age_seconds"
@@ -125,25 +125,13 @@ async def test_answers_from_the_cache_while_it_is_fresh(aiohttp_client, server: 
     assert len(server.requests) == 1
 
 
-@pytest.mark.parametrize(
-    ("mode", "status", "outcome", "reason"),
-    [
-        ("error", 502, "failed", "HTTP 500 Internal Server Error"),
-        ("slow", 504, "timeout", "no complete answer within the 1 s deadline"),
-        ("malformed", 502, "bad_payload", "not JSON: Expecting value at line 1 column 12"),
-        ("huge", 502, "too_large", "payload exceeds max_bytes (100000 bytes)"),
-    ],
-)
+@pytest.mark.parametrize("failure", FIRST_READ_FAILURES, ids=[f[0] for f in FIRST_READ_FAILURES])
 async def test_a_first_read_that_fails_gets_its_status(
-    aiohttp_client, server: UpdateServer, mode: str, status: int, outcome: str, reason: str
+    aiohttp_client, server: UpdateServer, failure: tuple[str, int, str, str]
 ) -> None:
-    server.mode = mode
+    server.mode = failure[0]
     client, registry = await _bridge(aiohttp_client, server.url, "max_bytes = 100000\n")
-    async with client.get("/bridge?selector=releases") as response:
-        assert response.status == status
-        text = await response.text()
-    assert text.startswith(f"selector releases: {outcome}: ") and reason in text and "\n" not in text.strip()
-    assert sample(registry, REQUESTS, selector="releases", outcome=outcome) == 1
+    await first_read_fails(client, registry, "releases", failure)
 
 
 async def test_an_unreachable_server_is_503(aiohttp_client) -> None:
