@@ -13,6 +13,7 @@ from local_exporter.bundle.dashboards.style import (
     Query,
     Row,
     dashboard_uid,
+    dashed_series,
     field_unit,
     fixed_colour,
     rename,
@@ -94,12 +95,31 @@ def dashboard(config: BundleConfig) -> Dashboard:
         "Share of each stream's hosts on its newest version: a rollout climbs to 100 %.",
         "percentunit",
         [Query(share_of_stream, legend=legend("{{os}} {{stream}}"))],
-        width=16,
+        width=8,
         max_value=1,
+    )
+    against_plan = timeseries(
+        "Progress against plan",
+        "Each stream's share of hosts on its newest release (solid) next to the share the update server has "
+        "offered it to by now (dashed), from the release feed (Cincinnati's phased rollout). Hosts take a "
+        "refresh, a download and a reboot slot to follow the plan; a gap that stays open is what "
+        "RolloutBehindPlan pages on. Empty for streams without a feed, and for Flatcar, whose server plans "
+        "a rate, not a schedule.",
+        "percentunit",
+        [
+            Query(share_of_stream, legend=legend("{{os}} {{stream}} on the newest")),
+            Query(
+                f"max{by('os', 'stream')} ({rules.PLANNED_SHARE}{fleet})", legend=legend("{{os}} {{stream}} planned")
+            ),
+        ],
+        width=8,
+        max_value=1,
+        overrides=[dashed_series("/planned$/")],
     )
     newest_table = table(
         "Newest version per stream",
-        "The version each stream is rolling out (the one whose first host booted last), and how many hosts run it.",
+        "The version each stream is rolling out (the update server's newest where a release feed is scraped, "
+        "else the highest the hosts run), and how many hosts run it.",
         "none",
         [
             Query(f"max{by('os', 'stream', 'os_version')} ({rules.NEWEST}{fleet})", instant=True, table=True),
@@ -168,7 +188,7 @@ def dashboard(config: BundleConfig) -> Dashboard:
         rows=[
             Row("Now", [hosts, newest, *phase_stats[:4], *phase_stats[4:]]),
             Row("Over time", [over_time]),
-            Row("Rollout", [progress, newest_table]),
+            Row("Rollout", [progress, against_plan, newest_table]),
             Row("Nebraska", [nebraska_instances, nebraska_failed]),
         ],
         links=[time_range_link(dashboard_uid(config, SLUG), r) for r in QUICK_RANGES],

@@ -337,6 +337,15 @@ def fixed_colour(series: str, colour: str) -> dict[str, Any]:
     }
 
 
+def dashed_series(pattern: str) -> dict[str, Any]:
+    """An override drawing the series whose legend names match `pattern` (a /regex/) dashed: a
+    plan or a threshold beside what actually happens."""
+    return {
+        "matcher": {"id": "byRegexp", "options": pattern},
+        "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}],
+    }
+
+
 def dashboard_uid(config: BundleConfig, slug: str) -> str:
     return f"{config.dashboard_uid_prefix}-{slug}"
 
