@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -309,6 +310,13 @@ def test_documented_default_is_the_default(heading: str, kind: str, row: Row) ->
         selector.pop(row.key, None)
         without = loaded(selector_toml(name, selector))
         assert loaded(selector_toml(name, selector | {row.key: value.group(1)})) == without
+
+
+@pytest.mark.parametrize("block", re.findall(r"```toml\n(.*?)```", (ROOT / "docs/deploy.md").read_text(), re.S))
+def test_every_config_in_the_deploy_guide_loads(block: str) -> None:
+    """docs/deploy.md's configs (indented ones in lists included) are configs the bridge loads."""
+    parsed = config.parse(textwrap.dedent(block), "deploy.md")
+    assert parsed.selectors
 
 
 def test_original_example_is_in_the_doc() -> None:

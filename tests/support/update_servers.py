@@ -73,13 +73,20 @@ async def serving(documents: dict[str, Any]) -> AsyncIterator[UpdateServer]:
 
 
 #: How a feed's first read fails, as the bridge answers it: (server mode, status, outcome,
-#: reason), with `max_bytes = 100000` on the selector.
+#: reason), with `max_bytes = 100000` on the selector; "down": nothing listens at all.
 FIRST_READ_FAILURES = [
+    ("down", 503, "unavailable", "Connection refused"),
     ("error", 502, "failed", "HTTP 500 Internal Server Error"),
     ("slow", 504, "timeout", "no complete answer within the 1 s deadline"),
     ("malformed", 502, "bad_payload", "not JSON: Expecting value at line 1 column 12"),
     ("huge", 502, "too_large", "payload exceeds max_bytes (100000 bytes)"),
 ]
+
+
+def failing(server: UpdateServer, mode: str) -> str:
+    """The URL a feed selector reads to fail as `mode` says: `server` told to, or a free port."""
+    server.mode = "ok" if mode == "down" else mode
+    return f"http://{LOOPBACK}:{free_port()}" if mode == "down" else server.url
 
 
 async def first_read_fails(

@@ -21,7 +21,7 @@ from local_exporter.bridge import config
 from local_exporter.common.logs import FIELDS
 from tests.support.bridges import bridge_app, sample, scrape_families
 from tests.support.processes import LOOPBACK, free_port
-from tests.support.update_servers import FIRST_READ_FAILURES, UpdateServer, first_read_fails, serving
+from tests.support.update_servers import FIRST_READ_FAILURES, UpdateServer, failing, first_read_fails, serving
 
 REQUESTS = "local_exporter_bridge_requests_total"
 AGE = "local_exporter_bridge_answer_age_seconds"
@@ -129,17 +129,8 @@ async def test_answers_from_the_cache_while_it_is_fresh(aiohttp_client, server: 
 async def test_a_first_read_that_fails_gets_its_status(
     aiohttp_client, server: UpdateServer, failure: tuple[str, int, str, str]
 ) -> None:
-    server.mode = failure[0]
-    client, registry = await _bridge(aiohttp_client, server.url, "max_bytes = 100000\n")
+    client, registry = await _bridge(aiohttp_client, failing(server, failure[0]), "max_bytes = 100000\n")
     await first_read_fails(client, registry, "releases", failure)
-
-
-async def test_an_unreachable_server_is_503(aiohttp_client) -> None:
-    client, registry = await _bridge(aiohttp_client, f"http://{LOOPBACK}:{free_port()}")
-    async with client.get("/bridge?selector=releases") as response:
-        assert response.status == 503
-        assert "Connection refused" in await response.text()
-    assert sample(registry, REQUESTS, selector="releases", outcome="unavailable") == 1
 
 
 async def test_a_document_that_is_not_a_graph_is_a_bad_payload(aiohttp_client) -> None:

@@ -19,7 +19,14 @@ from local_exporter.sim import scenario_file
 from local_exporter.sim.fleet import Fleet
 from local_exporter.sim.nebraska import NebraskaMetrics
 from tests.support.bridges import bridge_app, sample, scrape_families
-from tests.support.update_servers import FIRST_READ_FAILURES, UpdateServer, first_read_fails, serving, serving_app
+from tests.support.update_servers import (
+    FIRST_READ_FAILURES,
+    UpdateServer,
+    failing,
+    first_read_fails,
+    serving,
+    serving_app,
+)
 
 REQUESTS = "local_exporter_bridge_requests_total"
 START = 1_700_000_000
@@ -120,8 +127,7 @@ async def server() -> AsyncIterator[UpdateServer]:
 async def test_a_first_read_that_fails_gets_its_status(
     aiohttp_client, server: UpdateServer, failure: tuple[str, int, str, str]
 ) -> None:
-    server.mode = failure[0]
-    client, registry = await _bridge(aiohttp_client, server.url, "max_bytes = 100000\n")
+    client, registry = await _bridge(aiohttp_client, failing(server, failure[0]), "max_bytes = 100000\n")
     await first_read_fails(client, registry, "flatcar", failure)
 
 
