@@ -47,7 +47,6 @@ OS_UPDATE_TARGET = host_state.TARGET
 OS_UPDATE_FAILURE = host_state.FAILURE
 OS_UPDATE_PHASE_START = host_state.PHASE_START
 OS_UPDATE_LAST_CHECK = host_state.LAST_CHECK
-OS_UPDATE_BOOT = host_state.BOOT
 OS_UPDATE_VERSION_RANK = host_state.VERSION_RANK
 
 # The update servers' releases, through a release feed bridge (agents/os_release.py).

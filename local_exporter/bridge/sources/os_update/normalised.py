@@ -34,10 +34,10 @@ class Facts:
 
 def families(facts: Facts) -> list[Family]:
     verdict = facts.judgement
-    # The booted version and stream (and the OS: both have a "stable") label the phase and the
-    # boot time too: fleet counts per phase and version, and each version's first boot, then
-    # need no join with the info series (a join of every host costs most of a rule's time at
-    # 100,000 hosts: docs/benchmarks.md).
+    # The booted version and stream (and the OS: both have a "stable") label the phase, the boot
+    # time and the version rank too: fleet counts per phase and version, and each stream's
+    # highest version, then need no join with the info series (a join of every host costs most
+    # of a rule's time at 100,000 hosts: docs/benchmarks.md).
     where = {"os": facts.os, "os_version": facts.os_version, "stream": facts.stream}
     info = Family(names.INFO, "gauge", "The host's OS, its stream, its booted version and its update agent.").add(
         1, agent=facts.agent, **where
