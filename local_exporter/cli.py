@@ -10,6 +10,7 @@ the bundle, the simulator or the demo, and a web config's TLS and bcrypt only wh
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import logging
 import sys
@@ -44,6 +45,11 @@ LAZY_COMMANDS = {
 }
 
 
+#: Commands whose printed output is their interface: their logs default to warnings (the
+#: bridges a demo runs would otherwise add a line per recovered scrape).
+QUIET_COMMANDS = frozenset(("simulate", "demo", "bundle", "check-config", "check-web-config"))
+
+
 class _Subcommands(argparse._SubParsersAction):  # type: ignore[type-arg]
     """Subcommands that add a lazy command's options when that command is parsed, so that
     `serve` never loads the simulator or the demo to list options it does not have."""
@@ -73,9 +79,23 @@ def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
         default=default(DEFAULT_CONFIG_PATH),
         help=f"configuration file (default {DEFAULT_CONFIG_PATH})",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=default(0), help="more logging: -v info, -vv debug")
     parser.add_argument(
-        "--log-format", choices=logs.FORMATS, default=default("logfmt"), help="log line format (default logfmt)"
+        "-v", "--verbose", action="count", default=default(0), help="as the original: -vv logs at debug level"
+    )
+    parser.add_argument(
+        "--log.level",
+        dest="log_level",
+        choices=tuple(logs.LEVELS),
+        default=default(None),
+        help=f"only log lines of this level or above (default {logs.DEFAULT_LEVEL})",
+    )
+    parser.add_argument(
+        "--log.format",
+        "--log-format",
+        dest="log_format",
+        choices=logs.FORMATS,
+        default=default("logfmt"),
+        help="log line format (default logfmt)",
     )
 
 
@@ -83,11 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="local-exporter", description="Bridge host-local metrics sources to Prometheus."
     )
-    parser.add_argument("--version", action="version", version=f"local-exporter {__version__}")
+    parser.add_argument("--version", action="version", version=version_text())
     _common(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", action=_Subcommands)
     serve = commands.add_parser("serve", help="serve /bridge, /metrics and the health endpoints")
     _common(serve, top=False)
+    serve.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        type=listen_address,
+        metavar="HOST:PORT",
+        help="where to listen (`:9598` for every address), instead of the config's [service] address and port",
+    )
     serve.add_argument(
         "--web.config.file",
         dest="web_config_file",
@@ -119,11 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logs.setup(args.verbose, args.log_format)
+    quiet = args.command in QUIET_COMMANDS
+    logs.setup(logs.level_of(args.log_level, args.verbose, "warn" if quiet else logs.DEFAULT_LEVEL), args.log_format)
     if args.command == "check-config":
         return check_config(args.file or args.config)
     if args.command == "serve":
-        return serve(args.config, args.web_config_file)
+        return serve(args.config, args.web_config_file, args.listen_address)
     if args.command == "check-web-config":
         return check_web_config(args.file)
     if args.command == "example":
@@ -191,10 +219,36 @@ def check_web_config(path: Path) -> int:
     return 0
 
 
-def serve(path: Path, web_config_path: Path | None = None) -> int:
+def version_text() -> str:
+    import platform
+
+    from local_exporter import revision
+
+    return f"local-exporter {__version__} (revision {revision()}, python {platform.python_version()})"
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """`HOST:PORT`, `[IPV6]:PORT` or `:PORT` (every address), as Prometheus exporters take it."""
+    host, colon, port = text.rpartition(":")
+    if not colon or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT with a port from 1 to 65535")
+    host = host.removeprefix("[").removesuffix("]") if host.startswith("[") else host
+    if ":" in host and not text.startswith("["):
+        raise argparse.ArgumentTypeError(f"{text!r}: write an IPv6 address in brackets, [::1]:9598")
+    return host or "0.0.0.0", int(port)
+
+
+def serve(path: Path, web_config_path: Path | None = None, address: tuple[str, int] | None = None) -> int:
     config = _load(load, path, "not starting")
     if config is None:
         return 1
+    where = f"[service] address and port of {path}"
+    if address is not None:
+        # The flag wins over the file, as for every Prometheus exporter; a reload keeps it.
+        config = dataclasses.replace(
+            config, service=dataclasses.replace(config.service, address=address[0], port=address[1])
+        )
+        where = "--web.listen-address"
     web_config = None
     if web_config_path is not None:
         from local_exporter.bridge.webconfig.config import describe
@@ -209,7 +263,7 @@ def serve(path: Path, web_config_path: Path | None = None) -> int:
     web = (web_config_path, web_config) if web_config_path is not None and web_config is not None else None
     app = make_app(config, path=path, sighup=True, web_config=web)
     guard = app.get(WEB)
-    return run(app, config, guard.server_context() if guard is not None else None)
+    return run(app, config, guard.server_context() if guard is not None else None, where)
 
 
 def example(address: str, port: int) -> int:
@@ -232,8 +286,14 @@ def example(address: str, port: int) -> int:
         return run(app, config)
 
 
-def run(app: web.Application, config: Config, ssl_context: ssl.SSLContext | None = None) -> int:
-    """Serve until SIGINT/SIGTERM (server.py); a port that cannot be bound is a clear error."""
+def run(
+    app: web.Application,
+    config: Config,
+    ssl_context: ssl.SSLContext | None = None,
+    where: str = "--address and --port",
+) -> int:
+    """Serve until SIGINT/SIGTERM (server.py); a port that cannot be bound is a clear error that
+    names `where` the address came from."""
     import asyncio
 
     from local_exporter.bridge import server
@@ -241,11 +301,15 @@ def run(app: web.Application, config: Config, ssl_context: ssl.SSLContext | None
     from local_exporter.common.loop import new_loop
 
     address, port = config.service.address, config.service.port
-    log.info(
+    log.debug(
         "starting", extra=logs.fields(address=address, port=port, selectors=",".join(s.name for s in config.selectors))
     )
     with asyncio.Runner(loop_factory=new_loop) as runner:
-        code = runner.run(server.serve_until_stopped(app, config.service, ssl_context, app[METRICS].rejected))
+        code = runner.run(
+            server.serve_until_stopped(
+                app, config.service, ssl_context, app[METRICS].rejected, where, len(config.selectors)
+            )
+        )
     if code == 0:
         log.info("stopped")
     return code

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 import signal
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -32,3 +36,94 @@ def test_example_serves_a_working_bridge_and_stops_cleanly(tmp_path: Path, signu
     socket_path = Path(uds_line.split("(uds ")[1].rstrip(")"))
     assert not socket_path.exists()
     assert not socket_path.parent.exists()
+
+
+# --- serve's flags, as Prometheus exporters spell them ------------------------------------------
+
+
+def _config(directory: Path, port: int) -> Path:
+    metrics = directory / "node.prom"
+    metrics.write_text("# TYPE node_up gauge\nnode_up 1\n")
+    config = directory / "config.toml"
+    config.write_text(
+        f'[service]\naddress = "127.0.0.1"\nport = {port}\n\n[bridge.selectors]\nnode = {{ kind = "file", path = "{metrics}" }}\n'
+    )
+    return config
+
+
+def test_web_listen_address_wins_over_the_config_and_a_start_says_where(tmp_path: Path) -> None:
+    port = free_port()
+    config = _config(tmp_path, free_port())
+    args = local_exporter_args("serve", "-c", str(config), "--web.listen-address", f"127.0.0.1:{port}")
+    with running("serve", args, tmp_path, python_env()) as child:
+        wait_http(f"http://127.0.0.1:{port}/-/ready", 20, watch=[child])
+        assert http_get(f"http://127.0.0.1:{port}/bridge?selector=node").status == 200
+        child.signal(signal.SIGTERM)
+        assert child.wait(10) == 0, child.describe()
+    # One info line at the default level: where it listens, and how many selectors it serves.
+    lines = child.stderr().splitlines()
+    assert [line for line in lines if 'msg="listening"' in line or "msg=listening" in line] == [
+        next(line for line in lines if "listening" in line)
+    ]
+    assert f"url=http://127.0.0.1:{port}" in child.stderr() and "selectors=1" in child.stderr()
+
+
+@pytest.mark.parametrize("flag", ["--log.format", "--log-format"])
+def test_log_format_and_its_old_spelling(tmp_path: Path, flag: str) -> None:
+    port = free_port()
+    args = local_exporter_args("serve", "-c", str(_config(tmp_path, port)), flag, "json", "--log.level", "debug")
+    with running("serve", args, tmp_path, python_env()) as child:
+        wait_http(f"http://127.0.0.1:{port}/-/ready", 20, watch=[child])
+        child.signal(signal.SIGTERM)
+        assert child.wait(10) == 0, child.describe()
+    records = [json.loads(line) for line in child.stderr().splitlines()]
+    assert {"debug", "info"} <= {record["level"] for record in records}
+    assert any(record["msg"] == "listening" and record["selectors"] == 1 for record in records)
+
+
+def test_log_level_warn_keeps_a_start_quiet(tmp_path: Path) -> None:
+    port = free_port()
+    args = local_exporter_args("serve", "-c", str(_config(tmp_path, port)), "--log.level", "warn")
+    with running("serve", args, tmp_path, python_env()) as child:
+        wait_http(f"http://127.0.0.1:{port}/-/ready", 20, watch=[child])
+        child.signal(signal.SIGTERM)
+        assert child.wait(10) == 0, child.describe()
+    assert child.stderr() == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("9598", "is not HOST:PORT"),
+        ("127.0.0.1:0", "a port from 1 to 65535"),
+        ("::1:9598", "write an IPv6 address in brackets"),
+    ],
+)
+def test_a_bad_listen_address_names_the_flag(tmp_path: Path, value: str, reason: str) -> None:
+    args = local_exporter_args("serve", "-c", str(_config(tmp_path, free_port())), "--web.listen-address", value)
+    result = subprocess.run(args, env=python_env(), capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "--web.listen-address" in result.stderr and reason in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("use_flag", [True, False])
+def test_a_port_in_use_names_where_it_came_from(tmp_path: Path, use_flag: bool) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = _config(tmp_path, port)
+        flag = ["--web.listen-address", f"127.0.0.1:{port}"] if use_flag else []
+        args = local_exporter_args("serve", "-c", str(config), *flag)
+        result = subprocess.run(args, env=python_env(), capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    where = "--web.listen-address" if use_flag else f"[service] address and port of {config}"
+    assert f"cannot listen on 127.0.0.1:{port} ({where}): Address already in use" in result.stderr
+
+
+def test_version_names_the_revision() -> None:
+    result = subprocess.run(
+        local_exporter_args("--version"), env=python_env(), capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0
+    assert re.fullmatch(r"local-exporter \S+ \(revision ([0-9a-f]{12}|unknown), python 3\.\d+\.\d+\)\n", result.stdout)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
 import sys
 from collections.abc import Callable
@@ -181,17 +182,27 @@ async def start(
 
 
 async def serve_until_stopped(
-    app: web.Application, service: ServiceConfig, ssl_context: ssl.SSLContext | None, rejected: Callable[[str], None]
+    app: web.Application,
+    service: ServiceConfig,
+    ssl_context: ssl.SSLContext | None,
+    rejected: Callable[[str], None],
+    where: str,
+    selectors: int,
 ) -> int:
-    """Serve until SIGINT or SIGTERM; a port that cannot be bound is a clear error, not a traceback."""
+    """Serve until SIGINT or SIGTERM; a port that cannot be bound is a clear error naming `where`
+    the address came from (a flag, the config's keys), not a traceback. One info line once
+    listening: where, and how many selectors."""
     try:
         runner, site = await start(app, service, ssl_context, rejected)
     except OSError as exc:
         print(
-            f"local-exporter: cannot listen on {service.address}:{service.port}: {exc.strerror or exc}", file=sys.stderr
+            # asyncio's own text repeats the address: errno's words are the reason.
+            f"local-exporter: cannot listen on {service.address}:{service.port} ({where}): "
+            f"{os.strerror(exc.errno) if exc.errno else exc}",
+            file=sys.stderr,
         )
         return 1
-    log.info("listening", extra=logs.fields(url=site.name))
+    log.info("listening", extra=logs.fields(url=site.name, selectors=selectors))
     try:
         await stop_on_signals().wait()
     finally:

@@ -51,16 +51,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(_record_fields(record), default=str)
 
 
-def verbosity_level(count: int) -> int:
-    """`-v` count -> level, as the original: warnings by default, -v info, -vv debug."""
-    return [logging.WARNING, logging.INFO][count] if count < 2 else logging.DEBUG
+#: `--log.level`'s values, as Prometheus and its exporters spell them.
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
+#: Info, as Prometheus exporters: a successful start says where it listens. Commands whose
+#: own output is their interface (the demo, the simulator) default to warnings.
+DEFAULT_LEVEL = "info"
 
 
-def setup(verbosity: int, fmt: str, stream: Any = None) -> None:
+def level_of(name: str | None, verbosity: int = 0, default: str = DEFAULT_LEVEL) -> int:
+    """The log level: `--log.level` where given; else the original's `-v` count (`-v` info,
+    `-vv` debug) where it says more than `default`; else `default`."""
+    if name is not None:
+        return LEVELS[name]
+    return min(LEVELS[default], [LEVELS[default], logging.INFO, logging.DEBUG][min(verbosity, 2)])
+
+
+def setup(level: int, fmt: str, stream: Any = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(verbosity_level(verbosity))
+    root.setLevel(level)
     # aiohttp's access log is one line per scrape: only when debugging.
-    logging.getLogger("aiohttp.access").setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.DEBUG if level <= logging.DEBUG else logging.WARNING)

@@ -20,13 +20,13 @@ def restore_logging():
     root.setLevel(level)
 
 
-def emit(fmt: str, verbosity: int = 0) -> str:
+def emit(fmt: str, level: str = "warn") -> str:
     stream = io.StringIO()
-    logs.setup(verbosity, fmt, stream)
+    logs.setup(logs.LEVELS[level], fmt, stream)
     logging.getLogger("local_exporter.bridge").warning(
         "scrape failed", extra=logs.fields(selector="zincati", outcome="unavailable", reason='connect /x: "gone"')
     )
-    logging.getLogger("local_exporter.bridge").info("not shown at the default verbosity")
+    logging.getLogger("local_exporter.bridge").info("an info line")
     return stream.getvalue()
 
 
@@ -47,11 +47,28 @@ def test_json(restore_logging) -> None:
 
 
 @pytest.mark.parametrize(
-    ("count", "level"), [(0, logging.WARNING), (1, logging.INFO), (2, logging.DEBUG), (5, logging.DEBUG)]
+    ("name", "count", "level"),
+    [
+        # Info by default, as Prometheus exporters; the original's -vv still means debug.
+        (None, 0, logging.INFO),
+        (None, 1, logging.INFO),
+        (None, 2, logging.DEBUG),
+        (None, 5, logging.DEBUG),
+        # --log.level wins over -v.
+        ("warn", 2, logging.WARNING),
+        ("error", 0, logging.ERROR),
+        ("debug", 0, logging.DEBUG),
+    ],
 )
-def test_verbosity_as_the_original(count: int, level: int) -> None:
-    assert logs.verbosity_level(count) == level
+def test_the_level_from_log_level_or_the_v_count(name: str | None, count: int, level: int) -> None:
+    assert logs.level_of(name, count) == level
 
 
-def test_info_lines_appear_with_one_v(restore_logging) -> None:
-    assert "not shown at the default verbosity" in emit("logfmt", verbosity=1)
+@pytest.mark.parametrize(("count", "level"), [(0, logging.WARNING), (1, logging.INFO), (2, logging.DEBUG)])
+def test_a_quiet_command_counts_v_as_the_original(count: int, level: int) -> None:
+    assert logs.level_of(None, count, "warn") == level
+
+
+def test_info_lines_appear_at_info_only(restore_logging) -> None:
+    assert "an info line" in emit("logfmt", level="info")
+    assert "an info line" not in emit("logfmt", level="warn")
