@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from local_exporter import __version__
 from local_exporter.bridge.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load
-from local_exporter.common import logs
+from local_exporter.common import arguments, logs
 from local_exporter.common.fields import ProblemsError
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     example = commands.add_parser("example", help="serve a bundled example source: a working /bridge in one command")
     _common(example, top=False)
     example.add_argument("--address", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    example.add_argument("--port", type=int, default=9598, help="listen port (default 9598)")
+    example.add_argument("--port", type=arguments.port, default=9598, help="listen port (default 9598)")
     for name, (line, _) in LAZY_COMMANDS.items():
         commands.add_parser(name, help=line)
     bundle = commands.add_parser(

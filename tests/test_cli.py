@@ -127,3 +127,18 @@ def test_version_names_the_revision() -> None:
     )
     assert result.returncode == 0
     assert re.fullmatch(r"local-exporter \S+ \(revision ([0-9a-f]{12}|unknown), python 3\.\d+\.\d+\)\n", result.stdout)
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (("example", "--port", "99999"), "argument --port: 99999 is not a port from 1 to 65535"),
+        (("example", "--port", "0"), "argument --port: 0 is not a port from 1 to 65535"),
+        (("demo", "--prometheus-port", "x"), "argument --prometheus-port: 'x' is not a port number"),
+        (("simulate", "--airlock-port", "70000"), "argument --airlock-port: 70000 is not a port from 0 to 65535"),
+    ],
+)
+def test_a_bad_port_names_its_flag(args: tuple[str, ...], reason: str) -> None:
+    result = subprocess.run(local_exporter_args(*args), env=python_env(), capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert reason in result.stderr and "Traceback" not in result.stderr and ".toml" not in result.stderr

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from local_exporter.common.arguments import port_or_any
+
 DESCRIPTION = "See the whole product work: a simulated fleet mid-rollout, its bridges, Prometheus and Alertmanager."
 EPILOG = """\
 Runs the `demo` scenario (24 Fedora CoreOS hosts rolling out a release through FleetLock, with
@@ -29,11 +31,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (default: Ctrl-C)")
     parser.add_argument("--progress-every", type=float, default=10.0, help="seconds between progress lines")
     parser.add_argument("--address", default="127.0.0.1", help="address every server listens on")
-    parser.add_argument("--prometheus-port", type=int, default=9090, help="0: any free port")
-    parser.add_argument("--alertmanager-port", type=int, default=9093, help="0: any free port")
-    parser.add_argument("--receiver-port", type=int, default=9099, help="the alert receiver's port; 0: any free")
-    parser.add_argument("--airlock-port", type=int, default=19099, help="the FleetLock server's port; 0: any free")
-    parser.add_argument("--bridge-port-base", type=int, default=19100, help="host N's bridge port; 0: any free ports")
+    parser.add_argument("--prometheus-port", type=port_or_any, default=9090, help="0: any free port")
+    parser.add_argument("--alertmanager-port", type=port_or_any, default=9093, help="0: any free port")
+    parser.add_argument(
+        "--receiver-port", type=port_or_any, default=9099, help="the alert receiver's port; 0: any free"
+    )
+    parser.add_argument(
+        "--airlock-port", type=port_or_any, default=19099, help="the FleetLock server's port; 0: any free"
+    )
+    parser.add_argument(
+        "--bridge-port-base", type=port_or_any, default=19100, help="host N's bridge port; 0: any free ports"
+    )
     parser.add_argument("--dir", type=Path, help="keep the demo's files here (default: a temporary directory)")
     parser.add_argument(
         "--inferred",

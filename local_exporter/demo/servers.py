@@ -35,6 +35,9 @@ def check_port(address: str, port: int, flag: str) -> None:
     if port == 0:
         return
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the servers bind (Prometheus, Alertmanager and aiohttp all set it): the last run's
+        # connections in TIME_WAIT do not keep a new run from listening, a listener does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((address, port))
         except OSError as exc:

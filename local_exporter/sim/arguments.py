@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from local_exporter.common.arguments import port_or_any
 from local_exporter.sim.scenario import FAULT_KINDS
 from local_exporter.sim.transports import TRANSPORTS
 
@@ -54,9 +55,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     live.add_argument("--address", default="127.0.0.1", help="address bridges and airlock listen on")
     live.add_argument(
-        "--bridge-port-base", type=int, default=19100, help="host N's bridge port is this + N (0: any free ports)"
+        "--bridge-port-base",
+        type=port_or_any,
+        default=19100,
+        help="host N's bridge port is this + N (0: any free ports)",
     )
-    live.add_argument("--airlock-port", type=int, default=19099, help="airlock's port under fleet_lock (0: any free)")
+    live.add_argument(
+        "--airlock-port", type=port_or_any, default=19099, help="airlock's port under fleet_lock (0: any free)"
+    )
     live.add_argument("--no-airlock", action="store_true", help="run no airlock (the hosts still share its slots)")
     live.add_argument("--scrape-interval", default="15s", help="scrape interval in the written prometheus.yml")
     live.add_argument(
