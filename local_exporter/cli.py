@@ -183,7 +183,7 @@ def _load(loader: Callable[[Path], T], path: Path, verdict: str) -> T | None:
 
 def bundle(root: Path, check: bool) -> int:
     from local_exporter.bundle.config import BundleConfig
-    from local_exporter.bundle.generate import differences, write
+    from local_exporter.bundle.generate import differences, refusal, write
 
     config = BundleConfig()
     if check:
@@ -195,6 +195,14 @@ def bundle(root: Path, check: bool) -> int:
             return 1
         print(f"{root}: the bundle is up to date")
         return 0
+    refused = refusal(root, config)
+    if refused is not None:
+        print(
+            f"local-exporter bundle: {refused}: nothing written; "
+            "give an empty or new directory, or one holding a bundle, with --out",
+            file=sys.stderr,
+        )
+        return 1
     for relative in write(root, config):
         print(f"wrote {root / relative}")
     return 0

@@ -14,7 +14,7 @@ from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.rules import recording_rules
 from local_exporter.bundle.yamltext import HEADER, dump
 
-__all__ = ["HEADER", "differences", "dump", "render", "write"]
+__all__ = ["HEADER", "differences", "dump", "refusal", "render", "write"]
 
 
 def render(config: BundleConfig) -> dict[str, str]:
@@ -30,6 +30,19 @@ def render(config: BundleConfig) -> dict[str, str]:
         **compose.render(config),
         **kubernetes.render(config),
     }
+
+
+def refusal(root: Path, config: BundleConfig) -> str | None:
+    """Why the bundle may not be written under `root`, or None: it may go into a directory that
+    does not exist yet, is empty, or holds a bundle already (one of its files). Anything else is
+    someone's directory the bundle would scatter its folders into."""
+    if not root.exists():
+        return None
+    if not root.is_dir():
+        return f"{root} is not a directory"
+    if any(root.iterdir()) and not any((root / relative).is_file() for relative in render(config)):
+        return f"{root} holds other files and no bundle"
+    return None
 
 
 def write(root: Path, config: BundleConfig) -> list[str]:
