@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from local_exporter import __version__
 from local_exporter.common import jobs
 from local_exporter.common.durations import parse_duration
 
@@ -153,6 +154,15 @@ class BundleConfig:
     receivers: Receivers = field(default_factory=Receivers)
     #: When warnings are muted (planned reboots make rollout warnings expected).
     maintenance: MaintenanceWindow = field(default_factory=MaintenanceWindow)
+
+    # --- deployment --------------------------------------------------------------------------------
+    #: The bridge's container image, in the compose stack, the Kubernetes DaemonSet and the
+    #: Fedora CoreOS Quadlet unit.
+    image: str = f"ghcr.io/local-exporter/local_exporter:{__version__}"
+    #: The numeric id of the update agent's group on the hosts, which owns Zincati's socket
+    #: directory (`getent group zincati`): the bridge's container gets it as a supplementary group.
+    #: Fedora CoreOS allocates it with systemd-sysusers at first boot, so check it on one host.
+    agent_group_id: int = 977
 
     # --- dashboards --------------------------------------------------------------------------------
     dashboard_uid_prefix: str = "local-exporter"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from local_exporter import __version__
 from local_exporter.bundle.alerts import alert_groups
 from local_exporter.bundle.compose import DBUS_DIRECTORY, STATE_DIRECTORY, ZINCATI_SOCKETS
 from local_exporter.bundle.config import BundleConfig
@@ -24,15 +23,11 @@ MANIFESTS_PATH = "deploy/kubernetes/local-exporter.yaml"
 RULES_PATH = "deploy/kubernetes/prometheusrule.yaml"
 NAME = "local-exporter"
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/component": "bridge"}
-IMAGE = f"ghcr.io/local-exporter/local_exporter:{__version__}"
 #: The unprivileged user the container runs as (the image's `nobody`).
 USER_ID = 65534
-#: Zincati's group on the nodes: its socket directory belongs to it. Fedora CoreOS creates it
-#: with systemd-sysusers, so its number is the image's: check with `getent group zincati`.
-ZINCATI_GROUP_ID = 977
 
 
-def _daemonset() -> dict[str, Any]:
+def _daemonset(config: BundleConfig) -> dict[str, Any]:
     probe = {"httpGet": {"path": "/-/healthy", "port": "http"}, "periodSeconds": 30, "timeoutSeconds": 5}
     return {
         "apiVersion": "apps/v1",
@@ -52,13 +47,13 @@ def _daemonset() -> dict[str, Any]:
                         "runAsNonRoot": True,
                         "runAsUser": USER_ID,
                         "runAsGroup": USER_ID,
-                        "supplementalGroups": [ZINCATI_GROUP_ID],
+                        "supplementalGroups": [config.agent_group_id],
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "containers": [
                         {
                             "name": "bridge",
-                            "image": IMAGE,
+                            "image": config.image,
                             "args": ["serve", "--config", "/etc/local_exporter/config.toml"],
                             "ports": [{"name": "http", "containerPort": BRIDGE_PORT, "protocol": "TCP"}],
                             "livenessProbe": probe,
@@ -141,13 +136,13 @@ def _prometheusrule(config: BundleConfig) -> dict[str, Any]:
 
 
 def manifests(config: BundleConfig) -> list[dict[str, Any]]:
-    return [_daemonset(), _service(), _podmonitor(config)]
+    return [_daemonset(config), _service(), _podmonitor(config)]
 
 
 def manifests_text(config: BundleConfig) -> str:
     header = comment(
         "The bridge on every node (docs/deploy.md): `kubectl apply -n monitoring -f local-exporter.yaml`.\n"
-        f"Set supplementalGroups to the nodes' zincati group (`getent group zincati`; {ZINCATI_GROUP_ID} here)."
+        f"Set supplementalGroups to the nodes' zincati group (`getent group zincati`; {config.agent_group_id} here)."
     )
     return document([header, "---\n".join(body(m) for m in manifests(config))])
 

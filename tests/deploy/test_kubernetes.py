@@ -57,7 +57,7 @@ def test_the_pods_read_the_agents_interfaces_and_write_only_their_boot_record_un
         {"name": "state", "mountPath": "/var/lib/local_exporter"},
     ]
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
-    assert pod["securityContext"]["supplementalGroups"] == [kubernetes.ZINCATI_GROUP_ID]
+    assert pod["securityContext"]["supplementalGroups"] == [CONFIG.agent_group_id]
     assert container["securityContext"] == {
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
