@@ -35,7 +35,7 @@ T = TypeVar("T")
 #: their help line here, their module loaded only when the command is used (or its --help).
 LAZY_COMMANDS = {
     "simulate": (
-        "simulate a fleet of Zincati hosts behind real bridges, live or as backfilled history",
+        "simulate Fedora CoreOS and Flatcar hosts behind real bridges, live or as backfilled history",
         "local_exporter.sim.arguments",
     ),
     "demo": (
@@ -68,17 +68,18 @@ class _Subcommands(argparse._SubParsersAction):  # type: ignore[type-arg]
         super().__call__(parser, namespace, values, option_string)
 
 
-def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
-    # Options exist on the top parser and on each subcommand, as the original's persistent
-    # flags did; SUPPRESS keeps a subcommand from resetting what was given before it.
+def _common(parser: argparse.ArgumentParser, *, top: bool, config: bool = True) -> None:
+    # Options exist on the top parser and on each subcommand that uses them, as the original's
+    # persistent flags did; SUPPRESS keeps a subcommand from resetting what was given before it.
     default = (lambda value: value) if top else (lambda value: argparse.SUPPRESS)
-    parser.add_argument(
-        "-c",
-        "--config",
-        type=Path,
-        default=default(DEFAULT_CONFIG_PATH),
-        help=f"configuration file (default {DEFAULT_CONFIG_PATH})",
-    )
+    if config:
+        parser.add_argument(
+            "-c",
+            "--config",
+            type=Path,
+            default=default(DEFAULT_CONFIG_PATH),
+            help=f"the bridge's configuration file, for serve and check-config (default {DEFAULT_CONFIG_PATH})",
+        )
     parser.add_argument(
         "-v", "--verbose", action="count", default=default(0), help="as the original: -vv logs at debug level"
     )
@@ -105,7 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=version_text())
     _common(parser, top=True)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", action=_Subcommands)
+    commands = parser.add_subparsers(
+        dest="command",
+        metavar="COMMAND",
+        action=_Subcommands,
+        help="run `local-exporter COMMAND --help` for its options",
+    )
     serve = commands.add_parser("serve", help="serve /bridge, /metrics and the health endpoints")
     _common(serve, top=False)
     serve.add_argument(
@@ -124,22 +130,40 @@ def build_parser() -> argparse.ArgumentParser:
     check_web = commands.add_parser(
         "check-web-config", help="validate a web config file: exit 0 if usable, 1 with every problem"
     )
-    _common(check_web, top=False)
+    _common(check_web, top=False, config=False)
     check_web.add_argument("file", type=Path, help="web config file")
     check = commands.add_parser("check-config", help="validate a config file: exit 0 if usable, 1 with every problem")
     _common(check, top=False)
     check.add_argument("file", nargs="?", type=Path, help="config file (default: --config)")
     example = commands.add_parser("example", help="serve a bundled example source: a working /bridge in one command")
-    _common(example, top=False)
+    _common(example, top=False, config=False)
     example.add_argument("--address", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     example.add_argument("--port", type=arguments.port, default=9598, help="listen port (default 9598)")
+    receive = commands.add_parser(
+        "receive",
+        help="print each alert Alertmanager's webhooks send, one line per alert: a receiver to try routes with",
+    )
+    _common(receive, top=False, config=False)
+    receive.add_argument("--address", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    receive.add_argument("--port", type=arguments.port, default=9099, help="listen port (default 9099)")
     for name, (line, _) in LAZY_COMMANDS.items():
         commands.add_parser(name, help=line)
     bundle = commands.add_parser(
-        "bundle", help="write the monitoring bundle (rules, Alertmanager config) from its config object"
+        "bundle",
+        help="write the monitoring bundle (rules, alerts, Alertmanager, dashboards, deployment) from a bundle config",
     )
-    bundle.add_argument("--out", type=Path, default=Path("."), help="repository root to write into (default .)")
-    bundle.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated file differs")
+    _common(bundle, top=False, config=False)
+    bundle.add_argument(
+        "--config",
+        dest="bundle_config",
+        metavar="FILE",
+        type=Path,
+        help="bundle config TOML file (docs/bundle-config.md); default: every setting's default",
+    )
+    bundle.add_argument("--out", type=Path, default=Path("."), help="directory to write into (default .)")
+    bundle.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if a file differs from what the config generates"
+    )
     return parser
 
 
@@ -156,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_web_config(args.file)
     if args.command == "example":
         return example(args.address, args.port)
+    if args.command == "receive":
+        return receive(args.address, args.port)
     if args.command == "simulate":
         from local_exporter.sim import command as simulate_command
 
@@ -165,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return demo_command.run(args)
     if args.command == "bundle":
-        return bundle(args.out, args.check)
+        return bundle(args.bundle_config, args.out, args.check)
     parser.print_help(sys.stderr)
     return 2
 
@@ -181,17 +207,22 @@ def _load(loader: Callable[[Path], T], path: Path, verdict: str) -> T | None:
         return None
 
 
-def bundle(root: Path, check: bool) -> int:
+def bundle(config_path: Path | None, root: Path, check: bool) -> int:
     from local_exporter.bundle.config import BundleConfig
+    from local_exporter.bundle.config_file import load as load_bundle_config
     from local_exporter.bundle.generate import differences, refusal, write
 
-    config = BundleConfig()
+    config = BundleConfig() if config_path is None else _load(load_bundle_config, config_path, "nothing written")
+    if config is None:
+        return 1
+    source = "the default bundle config" if config_path is None else str(config_path)
     if check:
         stale = differences(root, config)
         for relative in stale:
-            print(f"{root / relative}: differs from what local_exporter/bundle generates", file=sys.stderr)
+            print(f"{root / relative}: differs from what {source} generates", file=sys.stderr)
         if stale:
-            print("run `local-exporter bundle` and commit the result", file=sys.stderr)
+            again = "" if config_path is None else f" --config {config_path}"
+            print(f"run `local-exporter bundle{again} --out {root}` and commit the result", file=sys.stderr)
             return 1
         print(f"{root}: the bundle is up to date")
         return 0
@@ -292,6 +323,28 @@ def example(address: str, port: int) -> int:
         print(f"  {base}/metrics    (the bridge's own metrics)")
         print(f"  {base}/           (landing page)", flush=True)
         return run(app, config)
+
+
+def receive(address: str, port: int) -> int:
+    from aiohttp import web
+
+    from local_exporter.demo.receiver import Receiver
+
+    receiver = Receiver(out=lambda line: print(line, flush=True), remember=False)
+    host = f"[{address}]" if ":" in address else address
+    print(
+        f"local-exporter receive: webhooks at http://{host}:{port}/pager, /ticket, /heartbeat (Ctrl-C stops)",
+        flush=True,
+    )
+    try:
+        web.run_app(receiver.app(), host=address, port=port, print=None)
+    except OSError as exc:
+        print(
+            f"local-exporter receive: cannot listen on {address}:{port} (--address, --port): {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def run(

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import json
 import re
 import signal
 import socket
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from local_exporter.cli import LAZY_COMMANDS, build_parser
 from local_exporter.demo.example import example_payload
 from tests.support.processes import free_port, http_get, local_exporter_args, python_env, running, wait_http
 
@@ -142,3 +147,63 @@ def test_a_bad_port_names_its_flag(args: tuple[str, ...], reason: str) -> None:
     result = subprocess.run(local_exporter_args(*args), env=python_env(), capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert reason in result.stderr and "Traceback" not in result.stderr and ".toml" not in result.stderr
+
+
+def test_receive_prints_each_alert_once_and_answers_its_health_check(tmp_path: Path) -> None:
+    port = free_port()
+    with running("receive", local_exporter_args("receive", "--port", str(port)), tmp_path, python_env()) as child:
+        wait_http(f"http://127.0.0.1:{port}/-/healthy", 20, watch=[child])
+        alert = {
+            "status": "firing",
+            "labels": {"alertname": "FleetAgentDown", "instance": "host-1"},
+            "annotations": {"summary": "The agent is down."},
+        }
+        notification = json.dumps({"alerts": [alert]}).encode()
+        for _ in range(2):  # Alertmanager repeats a group's alerts in every notification
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/ticket", data=notification, method="POST")
+            with urllib.request.urlopen(request, timeout=5) as response:
+                assert response.status == 200
+        bad = urllib.request.Request(f"http://127.0.0.1:{port}/ticket", data=b"{", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(bad, timeout=5)
+        refused.value.close()
+        assert refused.value.code == 400
+    lines = (tmp_path / "receive.out").read_text().splitlines()
+    assert lines[0].startswith(f"local-exporter receive: webhooks at http://127.0.0.1:{port}/pager")
+    assert [line for line in lines if "FleetAgentDown" in line] == [
+        next(line for line in lines if "FIRING" in line and "host-1" in line and "The agent is down." in line)
+    ]
+
+
+def test_receive_on_a_port_in_use_names_its_flags() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = local_exporter_args("receive", "--port", str(port))
+        result = subprocess.run(args, env=python_env(), capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert (
+        f"cannot listen on 127.0.0.1:{port} (--address, --port)" in result.stderr and "Traceback" not in result.stderr
+    )
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    (commands,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, subparser in commands.choices.items():
+        if name in LAZY_COMMANDS:
+            importlib.import_module(LAZY_COMMANDS[name][1]).configure(subparser)
+    return {"": parser, **commands.choices}
+
+
+def test_every_command_and_option_says_what_it_does() -> None:
+    for name, parser in _subcommands().items():
+        for action in parser._actions:
+            assert action.help and action.help.strip(), (name, action.option_strings or action.dest)
+
+
+def test_the_bridge_config_flag_is_offered_only_where_it_is_read() -> None:
+    offered = {name for name, parser in _subcommands().items() if "-c" in parser._option_string_actions}
+    # Top level too, as the original's persistent flag: it reaches serve and check-config.
+    assert offered == {"", "serve", "check-config"}

@@ -8,21 +8,19 @@ line, and `ConfigError` carries all of them at once.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from local_exporter.bridge import limits
 from local_exporter.bridge.labels import LABEL_NAME
 from local_exporter.bridge.sources import KINDS, BusAddresses, ParseContext, SourceLimits, SourceSettings
-from local_exporter.common.fields import Problems, ProblemsError, Table, read_text
+from local_exporter.common.fields import Problems, ProblemsError, Table, file_text, toml_tables
 from local_exporter.common.toml_lines import blank_lines, scan
 
 DEFAULT_CONFIG_PATH = Path("/etc/local_exporter/config.toml")
 SELECTORS_TABLE = ("bridge", "selectors")
 # Selector names become URL parameters and metric label values: keep them plain.
 SELECTOR_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
-_TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
 
 
 @dataclass(frozen=True)
@@ -73,11 +71,7 @@ class ConfigError(ProblemsError):
 
 
 def load(path: Path) -> Config:
-    try:
-        text = read_text(path, "config")
-    except ValueError as exc:
-        raise ConfigError([str(exc)]) from None
-    return parse(text, str(path))
+    return parse(file_text(path, "config", ConfigError), str(path))
 
 
 def parse(text: str, filename: str = "<config>") -> Config:
@@ -87,14 +81,11 @@ def parse(text: str, filename: str = "<config>") -> Config:
     duplicates = problems.key_lines.duplicates
     for name, first, span in duplicates:
         problems.add((*SELECTORS_TABLE, name), f"selector defined twice (first at line {first})", line=span.start)
-    try:
-        # Dropping the second definition of a duplicated selector lets tomllib read the rest, so
-        # the duplicate is reported together with everything else.
-        raw = tomllib.loads(blank_lines(text, [span for _, _, span in duplicates]) if duplicates else text)
-    except tomllib.TOMLDecodeError as exc:
-        line = _TOML_LINE.search(str(exc))
-        problems.add((), f"invalid TOML: {exc}", line=int(line.group(1)) if line else None)
-        raise ConfigError([p.render(filename) for p in problems.sorted()]) from None
+    # Dropping the second definition of a duplicated selector lets tomllib read the rest, so
+    # the duplicate is reported together with everything else.
+    raw = toml_tables(blank_lines(text, [span for _, _, span in duplicates]) if duplicates else text, problems)
+    if raw is None:
+        raise ConfigError([p.render(filename) for p in problems.sorted()])
     config = _read(Table(raw, (), problems))
     if problems or config is None:
         raise ConfigError([p.render(filename) for p in problems.sorted()])

@@ -74,8 +74,8 @@ def route(config: BundleConfig) -> dict[str, Any]:
     return {
         "receiver": DEFAULT,
         "group_by": ["alertname", config.cluster_label],
-        "group_wait": "30s",
-        "group_interval": "5m",
+        "group_wait": config.group_wait,
+        "group_interval": config.group_interval,
         "repeat_interval": "4h",
         "routes": routes,
     }

@@ -1,6 +1,11 @@
 """The compose stack: the bridge (built from the project's Containerfile), a simulated fleet under
 the `demo` profile, Prometheus with the generated rules, Alertmanager with the generated config,
-and Grafana with the generated provisioning and dashboards.
+a receiver that prints what Alertmanager sends, and Grafana with the generated provisioning and
+dashboards.
+
+Inside a container 127.0.0.1 is the container itself, so the stack's Alertmanager gets a config
+of its own (compose/alertmanager/alertmanager.yml): every receiver URL on a loopback address,
+as the defaults are, goes to the `receiver` service; any other URL is kept.
 
 Every mount is read-only except the servers' own data volumes; every service has a healthcheck
 and starts after what it reads is healthy. The simulated fleet shares its file_sd target files
@@ -10,9 +15,11 @@ simulated targets.
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from local_exporter.bundle import dashboards, provisioning
+from local_exporter.bundle import alertmanager, dashboards, provisioning
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.prometheus_config import BRIDGE_PORT, job_name
 from local_exporter.bundle.yamltext import body, comment, document
@@ -20,11 +27,15 @@ from local_exporter.common import jobs
 
 COMPOSE_PATH = "compose/compose.yaml"
 PROMETHEUS_PATH = "compose/prometheus/prometheus.yml"
+ALERTMANAGER_PATH = "compose/alertmanager/alertmanager.yml"
 #: Images of the servers, pinned (Grafana's matches the schema the dashboards are tested against).
 PROMETHEUS_IMAGE = "docker.io/prom/prometheus:v2.53.4"
 ALERTMANAGER_IMAGE = "docker.io/prom/alertmanager:v0.27.0"
 GRAFANA_IMAGE = "docker.io/grafana/grafana:11.6.1"
-IMAGE = "local-exporter:latest"
+#: The service that prints the notifications sent to loopback receiver URLs (`local-exporter receive`).
+RECEIVER = "receiver"
+RECEIVER_PORT = 9099
+LOOPBACK = frozenset(("127.0.0.1", "localhost", "::1"))
 #: Where the simulated fleet writes (and Prometheus reads) its file_sd targets.
 SIM_DIRECTORY = "/sim"
 PYTHON = "/opt/local_exporter/bin/python"
@@ -60,8 +71,10 @@ def compose_data(config: BundleConfig) -> dict[str, Any]:
         "services": {
             "bridge": {
                 "build": {"context": "..", "dockerfile": "Containerfile"},
-                "image": IMAGE,
+                "image": config.image,
                 "restart": "unless-stopped",
+                # The agent's group owns Zincati's socket directory; the image runs as nobody.
+                "group_add": [str(config.agent_group_id)],
                 "ports": [f"{BRIDGE_PORT}:{BRIDGE_PORT}"],
                 "volumes": [
                     f"{ZINCATI_SOCKETS}:{ZINCATI_SOCKETS}:ro",
@@ -73,7 +86,7 @@ def compose_data(config: BundleConfig) -> dict[str, Any]:
             },
             "fleet": {
                 "profiles": ["demo"],
-                "image": IMAGE,
+                "image": config.image,
                 "depends_on": _healthy("bridge"),
                 "command": list(FLEET_COMMAND),
                 "volumes": [f"sim:{SIM_DIRECTORY}"],
@@ -102,8 +115,18 @@ def compose_data(config: BundleConfig) -> dict[str, Any]:
                 "restart": "unless-stopped",
                 "command": ["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"],
                 "ports": ["9093:9093"],
-                "volumes": ["../alertmanager:/etc/alertmanager:ro", "alertmanager-data:/alertmanager"],
+                "volumes": [
+                    "./alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro",
+                    "../alertmanager/templates:/etc/alertmanager/templates:ro",
+                    "alertmanager-data:/alertmanager",
+                ],
                 "healthcheck": _http_check("http://127.0.0.1:9093/-/ready"),
+            },
+            RECEIVER: {
+                "image": config.image,
+                "restart": "unless-stopped",
+                "command": ["receive", "--address", "0.0.0.0", "--port", str(RECEIVER_PORT)],
+                "healthcheck": _http_check(f"http://127.0.0.1:{RECEIVER_PORT}/-/healthy", python=True),
             },
             "grafana": {
                 "image": GRAFANA_IMAGE,
@@ -159,12 +182,28 @@ def prometheus_data(config: BundleConfig) -> dict[str, Any]:
     }
 
 
+def in_stack(url: str) -> str:
+    """A receiver URL as the stack's Alertmanager must use it: loopback means the receiver service."""
+    parts = urlsplit(url)
+    if parts.hostname not in LOOPBACK:
+        return url
+    return urlunsplit(parts._replace(netloc=f"{RECEIVER}:{RECEIVER_PORT}"))
+
+
+def alertmanager_config(config: BundleConfig) -> BundleConfig:
+    """`config` with its receivers reachable from the stack's Alertmanager."""
+    receivers = config.receivers
+    urls = {f.name: in_stack(getattr(receivers, f.name)) for f in fields(receivers)}
+    return replace(config, receivers=replace(receivers, **urls))
+
+
 def compose_text(config: BundleConfig) -> str:
     return document(
         [
             comment(
                 "The whole bundle in one stack: `docker compose up` (with `--profile demo`, a simulated fleet too).\n"
-                "Run from this directory; the bridge reads the host's Zincati socket directory read-only."
+                "Run from this directory; the bridge reads the host's Zincati socket directory read-only, in the\n"
+                "agent's group (agent_group_id in the bundle config: `getent group zincati` on the host)."
             ),
             body(compose_data(config)),
         ]
@@ -181,4 +220,8 @@ def prometheus_text(config: BundleConfig) -> str:
 
 
 def render(config: BundleConfig) -> dict[str, str]:
-    return {COMPOSE_PATH: compose_text(config), PROMETHEUS_PATH: prometheus_text(config)}
+    return {
+        COMPOSE_PATH: compose_text(config),
+        PROMETHEUS_PATH: prometheus_text(config),
+        ALERTMANAGER_PATH: alertmanager.config_text(alertmanager_config(config)),
+    }

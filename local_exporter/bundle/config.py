@@ -15,8 +15,10 @@ from local_exporter import __version__
 from local_exporter.common import jobs
 from local_exporter.common.durations import parse_duration
 
+#: The alert prefix of this project's docs/runbooks.md headings.
+DEFAULT_ALERT_PREFIX = "OSUpdate"
 #: Field names that end so hold a Prometheus duration ("5m"), or a number of seconds.
-DURATION_SUFFIXES = ("_for", "_window", "_interval")
+DURATION_SUFFIXES = ("_for", "_window", "_interval", "_wait")
 SECONDS_SUFFIX = "_seconds"
 
 
@@ -40,8 +42,9 @@ class MaintenanceWindow:
     name: str = "weekly-maintenance"
     #: Days of the window (Alertmanager weekday names).
     weekdays: tuple[str, ...] = ("saturday",)
-    #: Start and end of the window, HH:MM, in `location`.
+    #: Start of the window, HH:MM, in `location`.
     start_time: str = "02:00"
+    #: End of the window, HH:MM, in `location` (after the start; 24:00 is the day's end).
     end_time: str = "06:00"
     #: An IANA time zone name.
     location: str = "UTC"
@@ -62,12 +65,13 @@ class BundleConfig:
     #: Nebraska, Flatcar's update server, if it is scraped (its own /metrics).
     nebraska_selector: str = f'job="{jobs.NEBRASKA_JOB}"'
     #: kube-state-metrics, exposing FLUO's node annotations (docs/deploy.md), where Flatcar runs
-    #: Kubernetes nodes under FLUO; and Kured, where it reboots them.
+    #: Kubernetes nodes under FLUO.
     kube_state_metrics_selector: str = f'job="{jobs.KUBE_STATE_METRICS_JOB}"'
     #: The release feeds: a bridge next to Prometheus reading the update servers (kinds
     #: `cincinnati` and `nebraska`). Where it is scraped, each stream's newest version is the
     #: server's; elsewhere, the highest one the hosts report.
     release_feed_selector: str = f'job="{jobs.RELEASE_FEED_JOB}"'
+    #: Kured, where it reboots Flatcar Kubernetes nodes (its `kured_reboot_required` gauge).
     kured_selector: str = f'job="{jobs.KURED_JOB}"'
     #: The label every Prometheus sets in `external_labels` to name its cluster.
     cluster_label: str = "cluster"
@@ -98,9 +102,11 @@ class BundleConfig:
 
     # --- alerts --------------------------------------------------------------------------------
     #: The CamelCase prefix every alert name starts with.
-    alert_prefix: str = "OSUpdate"
-    #: `%s` becomes the lowercased alert name: the runbook section for it.
-    runbook_url_pattern: str = "https://github.com/local-exporter/local_exporter/blob/main/docs/runbooks.md#%s"
+    alert_prefix: str = DEFAULT_ALERT_PREFIX
+    #: Each alert's `runbook_url`: `{runbook}` becomes the anchor of its section in this
+    #: project's docs/runbooks.md (whatever the prefix), `{alert}` its name lowercased (for
+    #: runbooks of your own, with your prefix).
+    runbook_url_pattern: str = "https://github.com/local-exporter/local_exporter/blob/main/docs/runbooks.md#{runbook}"
     #: A target counts as down when every scrape failed for this long (one success resets).
     down_window: str = "5m"
     #: A bridge down for this long (beyond `down_window`) pages.
@@ -120,6 +126,7 @@ class BundleConfig:
     #: A rollout behind its plan: the share of a stream's hosts on the newest release below the
     #: share the update server has offered it to by more than this, for `behind_plan_for`.
     behind_plan_margin: float = 0.2
+    #: How long a rollout stays behind its plan (by `behind_plan_margin`) before it alerts.
     behind_plan_for: str = "1h"
     #: Hosts booted on a release the update server marks a dead-end, for this long.
     deadend_for: str = "1h"
@@ -151,7 +158,13 @@ class BundleConfig:
     agent_down_for: str = "15m"
 
     # --- notifications --------------------------------------------------------------------------
+    #: Where notifications go, by kind: webhook URLs. The defaults reach the demo's receiver on
+    #: this machine; the compose stack sends loopback URLs to its `receiver` service instead.
     receivers: Receivers = field(default_factory=Receivers)
+    #: How long Alertmanager gathers a new group's alerts before its first notification.
+    group_wait: str = "30s"
+    #: How long Alertmanager waits before notifying a group again about alerts added to it.
+    group_interval: str = "5m"
     #: When warnings are muted (planned reboots make rollout warnings expected).
     maintenance: MaintenanceWindow = field(default_factory=MaintenanceWindow)
 
@@ -165,9 +178,13 @@ class BundleConfig:
     agent_group_id: int = 977
 
     # --- dashboards --------------------------------------------------------------------------------
+    #: Every dashboard's uid starts with this (uids are what links between dashboards use).
     dashboard_uid_prefix: str = "local-exporter"
+    #: Tags on every dashboard; the dashboards' links menu lists the dashboards with the first.
     dashboard_tags: tuple[str, ...] = ("local-exporter", "os-updates")
+    #: How often an open dashboard refreshes.
     dashboard_refresh: str = "1m"
+    #: The dashboards' time zone: `utc`, `browser`, or an IANA name.
     dashboard_timezone: str = "utc"
     #: The Grafana folder the provisioned dashboards go into.
     dashboard_folder: str = "OS updates"

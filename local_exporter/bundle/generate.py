@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from local_exporter.bundle import alertmanager, compose, dashboards, kubernetes, prometheus_config, provisioning
+from local_exporter.bundle import (
+    alertmanager,
+    compose,
+    dashboards,
+    fcos,
+    grafana_k8s,
+    kubernetes,
+    prometheus_config,
+    provisioning,
+)
 from local_exporter.bundle.alerts import alert_groups
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.rules import recording_rules
@@ -29,6 +38,8 @@ def render(config: BundleConfig) -> dict[str, str]:
         **provisioning.render(config),
         **compose.render(config),
         **kubernetes.render(config),
+        **fcos.render(config),
+        **grafana_k8s.render(config),
     }
 
 

@@ -12,6 +12,7 @@ import datetime
 import json
 import math
 import re
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -21,6 +22,7 @@ from local_exporter.common.toml_lines import KeyLines
 
 T = TypeVar("T")
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
 
 
 def dotted(location: tuple[str, ...]) -> str:
@@ -135,6 +137,16 @@ class Table:
             return default
         return float(value)
 
+    def finite(self, key: str, default: float) -> float:
+        """Any finite number, TOML integers and floats alike (the caller checks its range)."""
+        value = self._take(key, (int, float), False, "a number")
+        if value is None:
+            return default
+        if not math.isfinite(value):
+            self.problem(key, f"must be a finite number, got {value!r}")
+            return default
+        return float(value)
+
     def strings(self, key: str, what: str = "strings") -> list[str] | None:
         """An array of strings (`what` names them in problems); None when absent or wrong."""
         value = self._take(key, (list,), False, f"an array of {what}")
@@ -222,3 +234,21 @@ def read_text(path: Path, what: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path}: {what} is not UTF-8 text (byte {exc.start})") from None
+
+
+def file_text(path: Path, what: str, error: type[ProblemsError]) -> str:
+    """`read_text`, failing as `error` (a config file's own kind) with the one-line reason."""
+    try:
+        return read_text(path, what)
+    except ValueError as exc:
+        raise error([str(exc)]) from None
+
+
+def toml_tables(text: str, problems: Problems) -> dict[str, Any] | None:
+    """`text` read as TOML, or None after adding tomllib's complaint, with its line, to `problems`."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = _TOML_LINE.search(str(exc))
+        problems.add((), f"invalid TOML: {exc}", line=int(line.group(1)) if line else None)
+        return None

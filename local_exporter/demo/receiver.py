@@ -17,12 +17,15 @@ class Receiver:
     notification of the group)."""
 
     out: Callable[[str], None] = print
+    #: Keep every alert in `received` (the demo and tests read it); a long-running receiver does not.
+    remember: bool = True
     received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     _status: dict[tuple[str, tuple[tuple[str, str], ...]], str] = field(default_factory=dict)
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/{receiver}", self._notification)
+        app.router.add_get("/-/healthy", self._healthy)
         return app
 
     def firing(self) -> set[str]:
@@ -33,6 +36,9 @@ class Receiver:
                 state[alert["labels"]["alertname"]] = alert["status"]
         return {name for name, status in state.items() if status == "firing"}
 
+    async def _healthy(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
     async def _notification(self, request: web.Request) -> web.Response:
         path = request.match_info["receiver"]
         try:
@@ -41,7 +47,8 @@ class Receiver:
         except (ValueError, KeyError, TypeError):
             raise web.HTTPBadRequest(text="not an Alertmanager webhook notification\n") from None
         for alert in alerts:
-            self.received.append((path, alert))
+            if self.remember:
+                self.received.append((path, alert))
             key = (path, tuple(sorted(alert.get("labels", {}).items())))
             if self._status.get(key) != alert.get("status"):
                 self._status[key] = alert.get("status", "")

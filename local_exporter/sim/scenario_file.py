@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime
 import math
 import re
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import cast
 
 from local_exporter.agents import locksmith
 from local_exporter.common.durations import parse_duration, show
-from local_exporter.common.fields import Problem, Problems, ProblemsError, Table, dotted, read_text
+from local_exporter.common.fields import Problem, Problems, ProblemsError, Table, dotted, file_text, toml_tables
 from local_exporter.common.toml_lines import ArrayIndex, array_index, scan_with_arrays
 from local_exporter.sim.scenario import (
     CHECK_ERROR_KINDS,
@@ -44,7 +43,6 @@ NAME = re.compile(r"^[a-z0-9-]+$")
 GROUP_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _DURATION_RULE = 'a number of seconds or a duration like "90s", "15m", "1h30m"'
 _NAME_RULE = "lowercase letters, digits and '-'"
-_TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
 _ALL_FLEET_KEYS = frozenset({"hosts", "version", "stream", "strategy", "seed", "host_prefix"})
 # The keys only one fault kind takes.
 _KIND_KEYS: dict[str, FaultKind] = {"error": "check_errors", "users": "finalize_blocked", "version": "deadend"}
@@ -56,11 +54,7 @@ class ScenarioError(ProblemsError):
 
 def load(path: Path) -> Scenario:
     """A scenario file; an unreadable or invalid one raises ScenarioError naming the file."""
-    try:
-        text = read_text(path, "scenario")
-    except ValueError as exc:
-        raise ScenarioError([str(exc)]) from None
-    return parse(text, str(path))
+    return parse(file_text(path, "scenario", ScenarioError), str(path))
 
 
 def preset_text(name: str) -> str:
@@ -79,12 +73,9 @@ def parse(text: str, filename: str = "<scenario>") -> Scenario:
     """Scenario TOML -> Scenario, or ScenarioError with every problem, each as `file:line: key: message`."""
     text = text.removeprefix("\ufeff")
     problems = Problems(key_lines=scan_with_arrays(text))
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        line = _TOML_LINE.search(str(exc))
-        problems.add((), f"invalid TOML: {exc}", line=int(line.group(1)) if line else None)
-        raise ScenarioError([_render(p, filename) for p in problems.sorted()]) from None
+    raw = toml_tables(text, problems)
+    if raw is None:
+        raise ScenarioError([_render(p, filename) for p in problems.sorted()])
     scenario = _read(_Reader(raw, (), problems))
     if problems or scenario is None:
         raise ScenarioError([_render(p, filename) for p in problems.sorted()])

@@ -22,7 +22,7 @@ from local_exporter.bundle import alertmanager, prometheus_config
 from local_exporter.bundle.alerts import alert_groups
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.yamltext import commented_out
-from tests.support.alertmanager import Webhook, running_alertmanager, serving_webhook
+from tests.support.alertmanager import AMTOOL, Webhook, running_alertmanager, serving_webhook
 from tests.support.processes import Child, poll
 from tests.support.prometheus import PROMTOOL
 
@@ -30,7 +30,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / alertmanager.CONFIG_PATH
 TEMPLATES = ROOT / alertmanager.TEMPLATE_PATH
 PROMETHEUS_CONFIG = ROOT / prometheus_config.CONFIG_PATH
-AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
 # Alertmanager's start, and its inhibitor and dispatcher catching up with posted alerts.
 READY_TIMEOUT = 20.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ def test_alert_follows_the_mixin_lint_rules(alert: dict[str, Any]) -> None:
     summary = annotations["summary"]
     assert "{{" not in summary and summary[0].isupper() and summary.endswith("."), summary
     assert "{{" in annotations["description"] or _exempt(alert, "templated description")
-    assert annotations["runbook_url"] == CONFIG.runbook_url_pattern % name.lower()
+    assert annotations["runbook_url"] == CONFIG.runbook_url_pattern.format(runbook=name.lower(), alert=name.lower())
 
 
 def _github_anchor(heading: str) -> str:
@@ -83,6 +84,18 @@ def test_every_alert_has_a_runbook_section_and_every_section_an_alert() -> None:
     anchors = {_github_anchor(h) for h in headings}
     for alert in _alerts():
         assert alert["annotations"]["runbook_url"].rsplit("#", 1)[1] in anchors, alert["alert"]
+
+
+def test_runbook_links_reach_the_shipped_runbooks_under_any_prefix_and_yours_by_alert_name() -> None:
+    headings = re.findall(r"^## (.+)$", RUNBOOKS.read_text(), flags=re.MULTILINE)
+    anchors = {_github_anchor(h) for h in headings}
+    renamed = [rule for group in alerts.alert_groups(replace(CONFIG, alert_prefix="Fleet")) for rule in group["rules"]]
+    assert renamed and all(rule["alert"].startswith("Fleet") for rule in renamed)
+    for rule in renamed:
+        assert rule["annotations"]["runbook_url"].rsplit("#", 1)[1] in anchors, rule["alert"]
+    own = replace(CONFIG, alert_prefix="Fleet", runbook_url_pattern="https://wiki.example.org/{alert}")
+    for rule in (rule for group in alerts.alert_groups(own) for rule in group["rules"]):
+        assert rule["annotations"]["runbook_url"] == f"https://wiki.example.org/{rule['alert'].lower()}"
 
 
 def test_every_metric_an_alert_reads_is_emitted_or_recorded() -> None:

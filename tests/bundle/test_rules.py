@@ -34,7 +34,7 @@ def test_bundle_check_fails_on_drift_and_writing_fixes_it(tmp_path: Path) -> Non
 
     missing = check()
     assert missing.returncode == 1
-    assert "prometheus/rules/recording.yml: differs from what local_exporter/bundle generates" in missing.stderr
+    assert "prometheus/rules/recording.yml: differs from what the default bundle config generates" in missing.stderr
     assert write(tmp_path, BundleConfig()) == list(render(BundleConfig()))
     assert check().returncode == 0
     edited = tmp_path / "prometheus" / "rules" / "recording.yml"

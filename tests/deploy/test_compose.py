@@ -15,6 +15,7 @@ import yaml
 from local_exporter.bundle import compose, dashboards, provisioning
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.prometheus_config import job_name
+from tests.support.alertmanager import AMTOOL
 from tests.support.prometheus import PROMTOOL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +41,7 @@ def test_docker_compose_accepts_the_stack_with_and_without_the_demo_profile() ->
     assert _docker_compose("config", "-q").returncode == 0
     services = _docker_compose("--profile", "demo", "config", "--services")
     assert services.returncode == 0, services.stderr
-    assert sorted(services.stdout.split()) == ["alertmanager", "bridge", "fleet", "grafana", "prometheus"]
+    assert sorted(services.stdout.split()) == ["alertmanager", "bridge", "fleet", "grafana", "prometheus", "receiver"]
     # Only the simulated fleet is in the demo profile (docker-compose 1.29 lists every service).
     assert {name: s.get("profiles") for name, s in SERVICES.items() if s.get("profiles")} == {"fleet": ["demo"]}
 
@@ -121,3 +122,44 @@ def test_prometheus_scrapes_the_jobs_the_rules_select_and_loads_the_mounted_rule
     fleet = SERVICES["fleet"]["command"]
     assert fleet[fleet.index("--dir") + 1] == compose.SIM_DIRECTORY
     assert fleet[fleet.index("--target-host") + 1] == "fleet"
+
+
+def test_the_bridge_reads_the_agents_socket_in_the_agents_group() -> None:
+    bridge = SERVICES["bridge"]
+    assert bridge["group_add"] == [str(CONFIG.agent_group_id)]
+    assert bridge["image"] == SERVICES["fleet"]["image"] == SERVICES[compose.RECEIVER]["image"] == CONFIG.image
+
+
+def _stack_alertmanager() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / compose.ALERTMANAGER_PATH).read_text())
+    return data
+
+
+def test_the_stacks_alertmanager_notifies_the_receiver_service_not_itself() -> None:
+    mounts = {target: source for source, target, _ in _mounts("alertmanager")}
+    assert (DIRECTORY / mounts["/etc/alertmanager/alertmanager.yml"]).resolve() == (ROOT / compose.ALERTMANAGER_PATH)
+    assert (DIRECTORY / mounts["/etc/alertmanager/templates"]).resolve() == (ROOT / "alertmanager" / "templates")
+    urls = [hook["url"] for r in _stack_alertmanager()["receivers"] for hook in r.get("webhook_configs", [])]
+    assert urls and all(url.startswith(f"http://{compose.RECEIVER}:{compose.RECEIVER_PORT}/") for url in urls), urls
+    command = SERVICES[compose.RECEIVER]["command"]
+    assert command[0] == "receive" and command[command.index("--port") + 1] == str(compose.RECEIVER_PORT)
+    # Everything else is the generated config: only the URLs differ.
+    generated = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text())
+    assert _stack_alertmanager()["route"] == generated["route"]
+
+
+def test_receiver_urls_of_your_own_are_kept_and_loopback_ones_go_to_the_receiver() -> None:
+    assert compose.in_stack("https://hooks.example.org/pager") == "https://hooks.example.org/pager"
+    assert compose.in_stack("http://localhost:5001/x?y=1") == "http://receiver:9099/x?y=1"
+    assert compose.in_stack("http://[::1]:9099/ticket") == "http://receiver:9099/ticket"
+
+
+def test_amtool_accepts_the_stacks_alertmanager_config(tmp_path: Path) -> None:
+    # Laid out as mounted: the config beside the templates directory.
+    shutil.copy(ROOT / compose.ALERTMANAGER_PATH, tmp_path / "alertmanager.yml")
+    shutil.copytree(ROOT / "alertmanager" / "templates", tmp_path / "templates")
+    result = subprocess.run(
+        [AMTOOL, "check-config", str(tmp_path / "alertmanager.yml")], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "SUCCESS" in result.stdout, result.stdout + result.stderr
+    assert "Found:\n - 1 templates" in result.stdout or " - 1 templates" in result.stdout, result.stdout

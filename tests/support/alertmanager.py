@@ -19,6 +19,7 @@ from tests.support.processes import LOOPBACK, Child, free_port, running, wait_ht
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / alertmanager.TEMPLATE_PATH
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
+AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
 READY_TIMEOUT = 20.0
 
 
@@ -91,17 +92,25 @@ def running_alertmanager(
     config.write_text(json.dumps(config_for(webhook, bundle), indent=2))
     (tmp_path / "templates").mkdir()
     shutil.copy(TEMPLATES, tmp_path / "templates")
-    (tmp_path / "data").mkdir()
+    with running_alertmanager_file(config, tmp_path) as running_one:
+        yield running_one
+
+
+@contextmanager
+def running_alertmanager_file(config: Path, directory: Path) -> Iterator[tuple[str, Child]]:
+    """Alertmanager on loopback with the config file `config` as it is (its templates beside it),
+    its data and logs in `directory`; stopped by PID."""
+    (directory / "data").mkdir(parents=True)
     port = free_port()
     args = [
         ALERTMANAGER,
         f"--config.file={config}",
-        f"--storage.path={tmp_path / 'data'}",
+        f"--storage.path={directory / 'data'}",
         f"--web.listen-address={LOOPBACK}:{port}",
         "--cluster.listen-address=",
         "--log.level=debug",
     ]
     url = f"http://{LOOPBACK}:{port}"
-    with running("alertmanager", args, tmp_path) as child:
+    with running("alertmanager", args, directory) as child:
         wait_http(f"{url}/-/ready", READY_TIMEOUT, watch=[child])
         yield url, child

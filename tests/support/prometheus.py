@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,12 +47,17 @@ def metrics_job(name: str, target: str) -> dict[str, Any]:
 
 
 def config_text(
-    jobs: Sequence[dict[str, Any]], rule_files: Sequence[Path] = (), alertmanagers: Sequence[str] = ()
+    jobs: Sequence[dict[str, Any]],
+    rule_files: Sequence[Path] = (),
+    alertmanagers: Sequence[str] = (),
+    external_labels: Mapping[str, str] | None = None,
 ) -> str:
     config: dict[str, Any] = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
         "scrape_configs": list(jobs),
     }
+    if external_labels:
+        config["global"]["external_labels"] = dict(external_labels)
     if rule_files:
         config["rule_files"] = [str(path) for path in rule_files]
     if alertmanagers:
@@ -136,6 +141,7 @@ def running_prometheus(
     flags: Sequence[str] = (),
     rule_files: Sequence[Path] = (),
     alertmanagers: Sequence[str] = (),
+    external_labels: Mapping[str, str] | None = None,
 ) -> Iterator[Prometheus]:
     """Prometheus on 127.0.0.1 with `jobs`, its data in `directory`; stopped by PID at exit.
 
@@ -143,7 +149,7 @@ def running_prometheus(
     """
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "prometheus.yml"
-    config.write_text(config_text(jobs, rule_files, alertmanagers))
+    config.write_text(config_text(jobs, rule_files, alertmanagers, external_labels))
     port = free_port()
     args = [
         PROMETHEUS,

@@ -12,7 +12,7 @@ import contextlib
 import os
 import ssl
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 from local_exporter.bridge.webconfig.config import CLIENT_AUTH_TYPES, TLSSettings
@@ -86,15 +86,38 @@ def build_context(settings: TLSSettings, on_failure: Callable[[ssl.SSLError], No
     # handshake alert, and excluded paths stay reachable.
     if CLIENT_AUTH_TYPES[settings.client_auth_type] is not None:
         context.verify_mode = ssl.CERT_OPTIONAL
-    if settings.client_ca_file is not None or settings.client_ca is not None:
-        key = "client_ca_file" if settings.client_ca_file is not None else "client_ca"
-        try:
-            context.load_verify_locations(cafile=settings.client_ca_file, cadata=settings.client_ca)
-        except OSError as exc:
-            raise TLSSetupError(key, _reason(exc, settings.client_ca_file)) from None
+    _load_client_ca(context, settings)
     if settings.cipher_suites:
         _set_ciphers(context, _openssl_ciphers(settings.cipher_suites))
     return context
+
+
+def setup_problems(settings: TLSSettings, reported: Collection[str] = ()) -> list[TLSSetupError]:
+    """Every TLS file of `settings` that does not load, each with its key: the certificate pair
+    and the client CA are tried apart, so a check reports both, not the first. A part whose keys
+    are `reported` wrong already is not tried (a certificate without its key cannot load)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    found = []
+    for keys, load in (
+        ({"cert_file", "cert", "key_file", "key"}, _load_certificate),
+        ({"client_ca_file", "client_ca"}, _load_client_ca),
+    ):
+        if keys.isdisjoint(reported):
+            try:
+                load(context, settings)
+            except TLSSetupError as exc:
+                found.append(exc)
+    return found
+
+
+def _load_client_ca(context: ssl.SSLContext, settings: TLSSettings) -> None:
+    if settings.client_ca_file is None and settings.client_ca is None:
+        return
+    key = "client_ca_file" if settings.client_ca_file is not None else "client_ca"
+    try:
+        context.load_verify_locations(cafile=settings.client_ca_file, cadata=settings.client_ca)
+    except OSError as exc:
+        raise TLSSetupError(key, _reason(exc, settings.client_ca_file)) from None
 
 
 def _load_certificate(context: ssl.SSLContext, settings: TLSSettings) -> None:

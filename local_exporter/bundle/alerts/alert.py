@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from local_exporter.bundle.config import BundleConfig
+from local_exporter.bundle.config import DEFAULT_ALERT_PREFIX, BundleConfig
 
 SEVERITIES = ("critical", "warning", "info")
 
@@ -33,6 +33,14 @@ class Alert:
         rule["annotations"] = {
             "summary": self.summary,
             "description": self.description,
-            "runbook_url": config.runbook_url_pattern % name.lower(),
+            "runbook_url": runbook_url(config, self.name),
         }
         return rule
+
+
+def runbook_url(config: BundleConfig, name: str) -> str:
+    """The runbook link of the alert `name` (without its prefix): the shipped runbooks' headings
+    carry the default prefix, so `{runbook}` names them whatever prefix the alerts get."""
+    return config.runbook_url_pattern.format(
+        runbook=(DEFAULT_ALERT_PREFIX + name).lower(), alert=(config.alert_prefix + name).lower()
+    )

@@ -190,3 +190,28 @@ def test_check_web_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[
     err = capsys.readouterr().err
     assert f"{tmp_path / 'bad.yml'}:1: tls_server_config.key_file: is required with a certificate" in err
     assert "1 problem(s); not usable" in err
+
+
+def test_check_web_config_reports_the_tls_files_with_every_other_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "bad.yml").write_text(
+        "tls_server_config:\n"
+        "  cert_file: missing.crt\n"
+        "  key_file: missing.key\n"
+        "  client_auth_type: RequireAndVerifyClientCert\n"
+        "  client_ca_file: missing-ca.crt\n"
+        "basic_auth_users:\n"
+        "  alice: not-a-hash\n"
+        "bogus: 1\n"
+    )
+    assert main(["check-web-config", str(tmp_path / "bad.yml")]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(": ", 2)[:2] for line in lines[:-1]] == [
+        [f"{tmp_path / 'bad.yml'}:2", "tls_server_config.cert_file"],
+        [f"{tmp_path / 'bad.yml'}:5", "tls_server_config.client_ca_file"],
+        [f"{tmp_path / 'bad.yml'}:7", "basic_auth_users.alice"],
+        [f"{tmp_path / 'bad.yml'}:8", "bogus"],
+    ]
+    assert f"cannot read {tmp_path / 'missing.crt'}: No such file or directory" in lines[0]
+    assert lines[-1] == f"{tmp_path / 'bad.yml'}: 4 problem(s); not usable"
