@@ -122,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to listen (`:9598` for every address), instead of the config's [service] address and port",
     )
     serve.add_argument(
+        "--web.enable-lifecycle",
+        dest="enable_lifecycle",
+        action="store_true",
+        help="let POST /-/reload reload the config (off: 403; SIGHUP always reloads), as Prometheus' flag",
+    )
+    serve.add_argument(
         "--web.config.file",
         dest="web_config_file",
         type=Path,
@@ -175,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         return check_config(args.file or args.config)
     if args.command == "serve":
-        return serve(args.config, args.web_config_file, args.listen_address)
+        return serve(args.config, args.web_config_file, args.listen_address, args.enable_lifecycle)
     if args.command == "check-web-config":
         return check_web_config(args.file)
     if args.command == "example":
@@ -277,7 +283,12 @@ def listen_address(text: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(port)
 
 
-def serve(path: Path, web_config_path: Path | None = None, address: tuple[str, int] | None = None) -> int:
+def serve(
+    path: Path,
+    web_config_path: Path | None = None,
+    address: tuple[str, int] | None = None,
+    lifecycle: bool = False,
+) -> int:
     config = _load(load, path, "not starting")
     if config is None:
         return 1
@@ -300,7 +311,7 @@ def serve(path: Path, web_config_path: Path | None = None, address: tuple[str, i
     from local_exporter.bridge.app import WEB, make_app
 
     web = (web_config_path, web_config) if web_config_path is not None and web_config is not None else None
-    app = make_app(config, path=path, sighup=True, web_config=web)
+    app = make_app(config, path=path, sighup=True, lifecycle=lifecycle, web_config=web)
     guard = app.get(WEB)
     return run(app, config, guard.server_context() if guard is not None else None, where)
 
@@ -367,9 +378,7 @@ def run(
     )
     with asyncio.Runner(loop_factory=new_loop) as runner:
         code = runner.run(
-            server.serve_until_stopped(
-                app, config.service, ssl_context, app[METRICS].rejected, where, len(config.selectors)
-            )
+            server.serve_until_stopped(app, config.service, ssl_context, app[METRICS], where, len(config.selectors))
         )
     if code == 0:
         log.info("stopped")

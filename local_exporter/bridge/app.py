@@ -23,6 +23,7 @@ from prometheus_client.exposition import choose_encoder
 from local_exporter.bridge import landing, reload
 from local_exporter.bridge.bridge import Bridge
 from local_exporter.bridge.config import Config
+from local_exporter.bridge.errors import REJECTION_STATUS
 from local_exporter.bridge.metrics import ExporterMetrics
 from local_exporter.bridge.responses import exposition, text
 from local_exporter.bridge.selectors import Selectors
@@ -46,6 +47,8 @@ class Running:
 
 
 RUNNING = web.AppKey("running", Running)
+#: Whether `POST /-/reload` may reload (serve --web.enable-lifecycle); SIGHUP always does.
+LIFECYCLE = web.AppKey("lifecycle", bool)
 SELECTORS = web.AppKey("selectors", Selectors)
 METRICS = web.AppKey("metrics", ExporterMetrics)
 BRIDGE = web.AppKey("bridge", Bridge)
@@ -58,11 +61,13 @@ def make_app(
     path: Path | None = None,
     *,
     sighup: bool = False,
+    lifecycle: bool = False,
     web_config: tuple[Path, WebConfig] | None = None,
 ) -> web.Application:
     """The bridge app; pass a registry to inspect its metrics (each app gets its own otherwise).
 
-    With `path`, `POST /-/reload` (and SIGHUP, with `sighup`) re-reads that file (reload.py).
+    With `path`, SIGHUP (with `sighup`) and `POST /-/reload` (with `lifecycle`; otherwise it is
+    a 403) re-read that file (reload.py).
     With `web_config` (its file and what it holds), every request goes through its guard
     (webconfig/guard.py); without, no per-request cost at all.
     """
@@ -79,9 +84,11 @@ def make_app(
         app[WEB] = guard
         app.on_response_prepare.append(guard.add_headers)
     app[RUNNING] = Running(config, path)
+    app[LIFECYCLE] = lifecycle
     app[SELECTORS] = selectors
     app[METRICS] = metrics
     app[BRIDGE] = Bridge(selectors, metrics, config.service)
+    metrics.budget = app[BRIDGE].budget
     app.cleanup_ctx.append(_sources)
     if sighup:
         app.cleanup_ctx.append(_reload_on_sighup)
@@ -149,6 +156,12 @@ def _apply_reload(app: web.Application) -> tuple[bool, str]:
 
 
 async def _reload(request: web.Request) -> web.Response:
+    if not request.app[LIFECYCLE]:
+        request.app[METRICS].rejected("lifecycle_disabled")
+        return text(
+            REJECTION_STATUS["lifecycle_disabled"],
+            "lifecycle endpoints are off: start serve with --web.enable-lifecycle, or send SIGHUP",
+        )
     done, message = _apply_reload(request.app)
     # Prometheus' and Alertmanager's convention: a config that cannot be loaded is a 500.
     return text(200 if done else 500, message)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Sequence
 from aiohttp import web
 
 from local_exporter.bridge import labels, payload
+from local_exporter.bridge.answers import AnswerBudget, HeldAnswer
 from local_exporter.bridge.config import ServiceConfig
 from local_exporter.bridge.deadlines import Deadlines
 from local_exporter.bridge.errors import OUTCOME_STATUS, REJECTION_STATUS, DeadlineExceeded, SourceError
@@ -36,9 +37,8 @@ class Bridge:
         self.selectors = selectors
         self.metrics = metrics
         self.timeout_offset = service.scrape_timeout_offset
-        self.max_in_flight = service.max_in_flight
-        # Scrapes waiting on a source now, every selector together.
-        self.in_flight = 0
+        # Scrapes being answered, and their answers' bytes, every selector together (answers.py).
+        self.budget = AnswerBudget(service.max_in_flight, service.max_answer_bytes, service.write_timeout)
         self.deadlines = Deadlines()
 
     def configure(self, service: ServiceConfig) -> None:
@@ -48,7 +48,7 @@ class Bridge:
             for selector in self.selectors.by_name.values():
                 selector.deadlines.clear()
         self.timeout_offset = service.scrape_timeout_offset
-        self.max_in_flight = service.max_in_flight
+        self.budget.configure(service.max_in_flight, service.max_answer_bytes, service.write_timeout)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         # The usual scrape (one known selector, a scrape-timeout header value seen before) is
@@ -63,11 +63,28 @@ class Bridge:
                 return target
             selector, deadline = target
         shared = selector.shared
-        # Inline comparisons: the usual scrape pays two, not a call (see `handle`'s first comment).
-        if shared is None and (
-            self.in_flight >= self.max_in_flight or selector.reads >= selector.config.max_concurrency
+        budget = self.budget
+        # Inline comparisons: the usual scrape pays three, not a call (see `handle`'s first comment).
+        if (
+            budget.in_flight >= budget.max_in_flight
+            or budget.held >= budget.max_bytes
+            or (shared is None and selector.reads >= selector.config.max_concurrency)
         ):
             return self._refusal(selector)
+        # The slot is the answer's from here: a HeldAnswer gives it back once written.
+        budget.in_flight += 1
+        try:
+            answer = await self._answer(request, selector, deadline, shared)
+        except BaseException:
+            budget.in_flight -= 1
+            raise
+        if not isinstance(answer, HeldAnswer):
+            budget.in_flight -= 1
+        return answer
+
+    async def _answer(
+        self, request: web.Request, selector: Selector, deadline: float, shared: Read | None
+    ) -> web.StreamResponse:
         started = time.perf_counter()
         try:
             if shared is not None:
@@ -90,24 +107,47 @@ class Bridge:
             duration = time.perf_counter() - started
             self._note_failure(selector, exc.outcome, str(exc), duration, last_good=True)
             selector.metrics.record("last_good", duration)
-            if selector.config.labels:
-                stand_in = labels.inject(stand_in, selector.config.labels)
-            return exposition(request, stand_in, payload.content_type(stand_in))
+            return self._held(request, selector, stand_in, payload.content_type(stand_in))
         except Exception as exc:
             log.debug("internal error", exc_info=True)
             return self._failed(selector, "internal_error", f"internal error: {exc!r}"[:200], started)
-        if selector.config.labels:
-            body = labels.inject(body, selector.config.labels)
-        selector.metrics.record_success(len(body), started, time.perf_counter())
-        if selector.failure is not None:
-            selector.failure = None
-            log.info("scrape recovered", extra=fields(selector=selector.config.name))
-        return exposition(request, body, content_type)
+        response = self._held(request, selector, body, content_type)
+        if isinstance(response, HeldAnswer):
+            selector.metrics.record_success(len(body), started, time.perf_counter())
+            if selector.failure is not None:
+                selector.failure = None
+                log.info("scrape recovered", extra=fields(selector=selector.config.name))
+        return response
+
+    def _held(self, request: web.Request, selector: Selector, body: bytes, content_type: str) -> web.Response:
+        """The answer, its bytes held in the budget until written; a 503 if they would overspend it."""
+        size = len(body)
+        if not self.budget.take(size):
+            return self._over_budget(size)
+        try:
+            if selector.config.labels:
+                body = labels.inject(body, selector.config.labels)
+            return exposition(request, body, content_type, self.budget, size)
+        except BaseException:
+            self.budget.give_back(size)
+            raise
+
+    def _over_budget(self, size: int | None = None) -> web.Response:
+        budget = self.budget
+        more = "" if size is None else f"; {size} more would pass it"
+        return self._reject(
+            "answer_memory",
+            f"answers being written hold {budget.held} bytes of service.max_answer_bytes ({budget.max_bytes})"
+            f"{more}: try again later",
+        )
 
     def _refusal(self, selector: Selector) -> web.Response:
-        """The 503 for a scrape past a cap: the bridge's in-flight scrapes, or the selector's reads."""
-        if self.in_flight >= self.max_in_flight:
-            return self._reject("overloaded", f"{self.in_flight} scrapes already waiting on sources: try again later")
+        """The 503 for a scrape past a cap: the bridge's scrapes or answer bytes, or the selector's reads."""
+        budget = self.budget
+        if budget.in_flight >= budget.max_in_flight:
+            return self._reject("overloaded", f"{budget.in_flight} scrapes already being answered: try again later")
+        if budget.held >= budget.max_bytes:
+            return self._over_budget()
         return self._reject(
             "selector_busy",
             f"selector {selector.config.name}: {selector.reads} reads of its source already running",
@@ -139,7 +179,6 @@ class Bridge:
         assert task is not None
         metrics = selector.metrics
         metrics.in_flight += 1
-        self.in_flight += 1
         read.waiters += 1
         try:
             # Inside the try: whatever fails from here on, the counts above are given back.
@@ -155,7 +194,6 @@ class Bridge:
         finally:
             self.deadlines.unwatch(task)
             metrics.in_flight -= 1
-            self.in_flight -= 1
             read.waiters -= 1
             if read.waiters == 0 and not read.task.done():
                 read.task.cancel()

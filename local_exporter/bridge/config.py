@@ -32,6 +32,10 @@ class ServiceConfig:
     max_in_flight: int = limits.DEFAULT_MAX_IN_FLIGHT
     header_timeout: float = limits.DEFAULT_HEADER_TIMEOUT_SECONDS
     idle_timeout: float = limits.DEFAULT_IDLE_TIMEOUT_SECONDS
+    max_connections: int = limits.DEFAULT_MAX_CONNECTIONS
+    max_answer_bytes: int = limits.DEFAULT_MAX_ANSWER_BYTES
+    write_timeout: float = limits.DEFAULT_WRITE_TIMEOUT_SECONDS
+    listen_backlog: int = limits.DEFAULT_LISTEN_BACKLOG
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,16 @@ def _read_service(table: Table) -> ServiceConfig:
         ),
         idle_timeout=table.number(
             "idle_timeout", defaults.idle_timeout, low=0, high=limits.MAX_CONNECTION_TIMEOUT_SECONDS
+        ),
+        max_connections=table.integer(
+            "max_connections", defaults.max_connections, low=1, high=limits.MAX_MAX_CONNECTIONS
+        ),
+        listen_backlog=table.integer("listen_backlog", defaults.listen_backlog, low=1, high=limits.MAX_LISTEN_BACKLOG),
+        max_answer_bytes=table.integer(
+            "max_answer_bytes", defaults.max_answer_bytes, low=1024, high=limits.MAX_MAX_ANSWER_BYTES
+        ),
+        write_timeout=table.number(
+            "write_timeout", defaults.write_timeout, low=0, high=limits.MAX_CONNECTION_TIMEOUT_SECONDS
         ),
     )
     table.finish()

@@ -2,6 +2,7 @@
 
     SourceError                 a source could not produce a complete exposition
     ├── SourceUnavailable       nothing to talk to: ENOENT, refused, permission, DBus name not owned
+    │                           or nobody accepting: a Unix socket's listen backlog is full
     ├── SourceFailed            the source answered with an error (e.g. a DBus error reply)
     ├── BadPayload              the source answered, but not with a complete text exposition
     ├── PayloadTooLarge         the source wrote more than the selector's max_bytes
@@ -39,8 +40,10 @@ OUTCOME_STATUS: dict[str, int] = {
 REJECTION_STATUS: dict[str, int] = {
     "bad_request": 400,
     "unknown_selector": 404,
-    # Too many scrapes waiting on sources at once (service.max_in_flight).
+    # Too many scrapes being answered at once (service.max_in_flight).
     "overloaded": 503,
+    # The answers being written hold service.max_answer_bytes already (answers.py).
+    "answer_memory": 503,
     # Too many reads of one selector's source at once (its max_concurrency).
     "selector_busy": 503,
     # Any endpoint, by the web config (webconfig/guard.py): no or wrong user and password, a
@@ -48,8 +51,16 @@ REJECTION_STATUS: dict[str, int] = {
     "unauthorized": 401,
     "forbidden": 403,
     "rate_limited": 429,
+    # Any endpoint, by basic auth (webconfig/checks.py, limits.py): a password check could not
+    # start soon enough (the queue was full, or the wait too long), so the request is answered at
+    # once rather than past the scrape timeout; and an address that has just failed too often.
+    "auth_busy": 503,
+    "auth_throttled": 429,
     # Any endpoint, by the server (server.py): no complete request header in time (slowloris).
     "header_timeout": 408,
+    # POST /-/reload without serve --web.enable-lifecycle (Prometheus' convention): anyone who
+    # can reach the port could otherwise make the bridge re-read its files.
+    "lifecycle_disabled": 403,
 }
 
 

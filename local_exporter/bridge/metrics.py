@@ -22,6 +22,8 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from local_exporter import __version__
+from local_exporter.bridge.answers import AnswerBudget
+from local_exporter.bridge.connections import Connections
 from local_exporter.bridge.errors import OUTCOME_STATUS, REJECTION_STATUS
 
 NAMESPACE = "local_exporter"
@@ -49,6 +51,15 @@ RELOAD_SUCCESS_TIMESTAMP = f"{NAMESPACE}_config_last_reload_success_timestamp_se
 TLS_HANDSHAKE_FAILURES_TOTAL = f"{NAMESPACE}_tls_handshake_failures_total"
 WEB_CONFIG_RELOAD_SUCCESSFUL = f"{NAMESPACE}_web_config_last_reload_successful"
 WEB_CONFIG_RELOAD_SUCCESS_TIMESTAMP = f"{NAMESPACE}_web_config_last_reload_success_timestamp_seconds"
+WEB_PASSWORD_CHECKS_TOTAL = f"{NAMESPACE}_web_password_checks_total"
+WEB_PASSWORD_CHECKS_WAITING = f"{NAMESPACE}_web_password_checks_waiting"
+# Basic auth's checks by outcome (webconfig/basic_auth.py): `match` and `mismatch` ran bcrypt;
+# `abandoned` waited for a client that left, and never ran.
+PASSWORD_CHECK_OUTCOMES = ("match", "mismatch", "abandoned")
+CONNECTIONS_OPEN = f"{NAMESPACE}_bridge_connections_open"
+ANSWER_BYTES_HELD = f"{NAMESPACE}_bridge_answer_bytes_held"
+WRITE_TIMEOUTS_TOTAL = f"{NAMESPACE}_bridge_write_timeouts_total"
+CONNECTIONS_DROPPED_TOTAL = f"{NAMESPACE}_bridge_connections_dropped_total"
 
 # Scrapes of host-local sources take sub-millisecond to seconds.
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -91,6 +102,12 @@ class SelectorStats:
         self.duration_sum += duration
 
 
+class PasswordQueue(Protocol):
+    @property
+    def waiting(self) -> int:
+        """Password checks waiting to start now (webconfig/checks.py)."""
+
+
 class SelectorReadings(Protocol):
     def readings(self) -> Iterable[tuple[str, SelectorStats, Mapping[str, float]]]:
         """Each live selector's name, numbers and its source's gauges (selectors.py)."""
@@ -111,6 +128,14 @@ class ExporterMetrics:
         self.web_config_successful: bool | None = None
         self.web_config_success_time = self.reload_success_time
         self.tls_handshake_failures = 0
+        # Basic auth's password checks (webconfig/basic_auth.py counts them; the guard sets the
+        # queue); series with a web config only.
+        self.password_checks = dict.fromkeys(PASSWORD_CHECK_OUTCOMES, 0)
+        self.password_queue: PasswordQueue | None = None
+        # The server's connection cap (server.py sets it when it listens); None: no series.
+        self.connections: Connections | None = None
+        # Scrapes being answered and their bytes (the bridge sets it: app.py).
+        self.budget: AnswerBudget | None = None
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
         registry.register(self)
@@ -219,7 +244,47 @@ class ExporterMetrics:
                 value=self.reload_success_time,
             ),
             *self._web_config_families(),
+            *self._connection_families(),
+            *self._budget_families(),
         )
+
+    def _budget_families(self) -> list[Metric]:
+        budget = self.budget
+        if budget is None:
+            return []
+        return [
+            GaugeMetricFamily(
+                ANSWER_BYTES_HELD,
+                "Bytes of answers read and not yet written (at most service.max_answer_bytes).",
+                value=budget.held,
+            ),
+            CounterMetricFamily(
+                WRITE_TIMEOUTS_TOTAL,
+                "Answers whose client read nothing within service.write_timeout: the connection was dropped.",
+                value=budget.write_timeouts,
+            ),
+        ]
+
+    def _connection_families(self) -> list[Metric]:
+        connections = self.connections
+        if connections is None:
+            return []
+        dropped = CounterMetricFamily(
+            CONNECTIONS_DROPPED_TOTAL,
+            "Connections closed at the connection cap: displaced (the oldest still waiting for its first "
+            "request header, to make room) or refused (every connection was past its header).",
+            labels=["reason"],
+        )
+        for reason, count in connections.dropped.items():
+            dropped.add_metric([reason], count)
+        return [
+            GaugeMetricFamily(
+                CONNECTIONS_OPEN,
+                "Client connections open now (at most service.max_connections, within the open-file limit).",
+                value=connections.open,
+            ),
+            dropped,
+        ]
 
     def _web_config_families(self) -> list[Metric]:
         if self.web_config_successful is None:
@@ -240,4 +305,21 @@ class ExporterMetrics:
                 "TLS handshakes that failed (an untrusted client certificate, no common version or cipher, ...).",
                 value=self.tls_handshake_failures,
             ),
+            *self._password_families(),
         ]
+
+    def _password_families(self) -> list[Metric]:
+        checks = CounterMetricFamily(
+            WEB_PASSWORD_CHECKS_TOTAL,
+            "Basic auth password checks: match and mismatch ran bcrypt; abandoned waited for a client "
+            "that left and never ran.",
+            labels=["outcome"],
+        )
+        for outcome, count in self.password_checks.items():
+            checks.add_metric([outcome], count)
+        waiting = GaugeMetricFamily(
+            WEB_PASSWORD_CHECKS_WAITING,
+            "Basic auth password checks waiting for the password thread now.",
+            value=self.password_queue.waiting if self.password_queue is not None else 0,
+        )
+        return [checks, waiting]

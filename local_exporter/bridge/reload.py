@@ -44,6 +44,10 @@ def read(path: Path | None) -> Config:
         ) from None
 
 
+#: `[service]` keys the listening socket and its connections are set up with, once, at start.
+SERVER_KEYS = ("header_timeout", "idle_timeout", "max_connections", "listen_backlog")
+
+
 def diff(old: Config, new: Config) -> Changes:
     before = {s.name: s for s in old.selectors}
     after = {s.name: s for s in new.selectors}
@@ -51,6 +55,10 @@ def diff(old: Config, new: Config) -> Changes:
     note = ""
     if (new.service.address, new.service.port) != (old.service.address, old.service.port):
         note = f"still listening on {old.service.address}:{old.service.port}: a new address or port takes a restart"
+    else:
+        changed = [key for key in SERVER_KEYS if getattr(new.service, key) != getattr(old.service, key)]
+        if changed:
+            note = f"service.{', service.'.join(changed)} changed: the listening socket's settings take a restart"
     return Changes(
         added=tuple(name for name in after if name not in before),
         removed=tuple(name for name in before if name not in after),

@@ -12,6 +12,8 @@
   echo the request back over several lines and log each at error level.
 - **TLS** through the web config's rotating context (webconfig/tls.py), its handshake bounded
   by the header deadline too.
+- **A connection cap** below the open-file limit, raised at start (connections.py), and a listen
+  backlog that holds a burst (`service.listen_backlog`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import ssl
 import sys
 from collections.abc import Callable
@@ -30,7 +33,10 @@ from aiohttp.web_request import BaseRequest
 from yarl import URL
 
 from local_exporter.bridge import limits
+from local_exporter.bridge.answers import return_freed_memory
 from local_exporter.bridge.config import ServiceConfig
+from local_exporter.bridge.connections import Connections, connection_cap, raise_open_files_limit
+from local_exporter.bridge.metrics import ExporterMetrics
 from local_exporter.bridge.responses import text
 from local_exporter.common import logs
 from local_exporter.common.loop import stop_on_signals
@@ -44,20 +50,43 @@ _HEADER_END = (b"\n\r\n", b"\n\n")
 class GuardedHandler(web.RequestHandler):
     """aiohttp's per-connection protocol, with the header deadline and one-line 400s."""
 
-    __slots__ = ("_header_deadline", "_header_timeout", "_rejected", "_tail")
+    __slots__ = ("_admitted", "_connections", "_header_deadline", "_header_timeout", "_rejected", "_tail")
 
     def __init__(
-        self, manager: web.Server, *, header_timeout: float, rejected: Callable[[str], None], **options: Any
+        self,
+        manager: web.Server,
+        *,
+        header_timeout: float,
+        rejected: Callable[[str], None],
+        connections: Connections,
+        **options: Any,
     ) -> None:
         super().__init__(manager, **options)
         self._header_timeout = header_timeout
         self._rejected = rejected
+        self._connections = connections
+        self._admitted = False
         self._header_deadline: asyncio.TimerHandle | None = None
         self._tail = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        self._admitted = self._connections.admit(self)
+        if not self._admitted:
+            # Over the cap with every connection past its header: nothing to say it with.
+            self.displace()
+            return
         self._header_deadline = self._loop.call_later(self._header_timeout, self._header_timed_out)
+
+    def displace(self) -> None:
+        """Close at once, without a response: a newer connection needs the descriptor."""
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+        self.force_close()
+        transport = self.transport
+        if transport is not None:
+            transport.abort()
 
     def data_received(self, data: bytes) -> None:
         if self._header_deadline is not None:
@@ -67,6 +96,7 @@ class GuardedHandler(web.RequestHandler):
             if any(end in window for end in _HEADER_END):
                 self._header_deadline.cancel()
                 self._header_deadline = None
+                self._connections.header_received(self)
             else:
                 self._tail = window[-2:]
         super().data_received(data)
@@ -75,6 +105,9 @@ class GuardedHandler(web.RequestHandler):
         if self._header_deadline is not None:
             self._header_deadline.cancel()
             self._header_deadline = None
+        if self._admitted:
+            self._admitted = False
+            self._connections.closed(self)
         super().connection_lost(exc)
 
     def _header_timed_out(self) -> None:
@@ -158,13 +191,19 @@ class GuardedSite(web.BaseSite):
             ssl=self._ssl_context,
             ssl_handshake_timeout=service.header_timeout if self._ssl_context else None,
             reuse_address=True,
+            backlog=service.listen_backlog,
         )
 
 
 async def start(
-    app: web.Application, service: ServiceConfig, ssl_context: ssl.SSLContext | None, rejected: Callable[[str], None]
+    app: web.Application, service: ServiceConfig, ssl_context: ssl.SSLContext | None, metrics: ExporterMetrics
 ) -> tuple[web.AppRunner, GuardedSite]:
     """Set the app up and listen; the caller stops it with `runner.cleanup()`."""
+    open_files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if open_files == resource.RLIM_INFINITY:
+        open_files = limits.MAX_MAX_CONNECTIONS
+    connections = Connections(connection_cap(service.max_connections, open_files))
+    metrics.connections = connections
     access = logging.getLogger("aiohttp.access")
     runner = web.AppRunner(
         app, handle_signals=False, handler_cancellation=True, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
@@ -172,7 +211,9 @@ async def start(
     await runner.setup()
     # aiohttp's access logger costs per request even when its level drops the line.
     access_log = access if access.isEnabledFor(logging.INFO) else None
-    site = GuardedSite(runner, service, ssl_context, rejected=rejected, access_log=access_log)
+    site = GuardedSite(
+        runner, service, ssl_context, rejected=metrics.rejected, connections=connections, access_log=access_log
+    )
     try:
         await site.start()
     except BaseException:
@@ -185,15 +226,17 @@ async def serve_until_stopped(
     app: web.Application,
     service: ServiceConfig,
     ssl_context: ssl.SSLContext | None,
-    rejected: Callable[[str], None],
+    metrics: ExporterMetrics,
     where: str,
     selectors: int,
 ) -> int:
     """Serve until SIGINT or SIGTERM; a port that cannot be bound is a clear error naming `where`
     the address came from (a flag, the config's keys), not a traceback. One info line once
     listening: where, and how many selectors."""
+    open_files = raise_open_files_limit()
+    return_freed_memory()
     try:
-        runner, site = await start(app, service, ssl_context, rejected)
+        runner, site = await start(app, service, ssl_context, metrics)
     except OSError as exc:
         print(
             # asyncio's own text repeats the address: errno's words are the reason.
@@ -203,6 +246,8 @@ async def serve_until_stopped(
         )
         return 1
     log.info("listening", extra=logs.fields(url=site.name, selectors=selectors))
+    cap = metrics.connections.limit if metrics.connections is not None else service.max_connections
+    log.debug("connections", extra=logs.fields(open_files=open_files, max_connections=cap))
     try:
         await stop_on_signals().wait()
     finally:

@@ -2,6 +2,10 @@
 
 On each new connection: write the whole exposition, close. Read nothing. An empty render
 closes without writing, as Zincati does when its encoder fails.
+
+It is a plain protocol, not a streams callback: the answer is written and the close begun in
+`connection_made` itself, so no task per connection exists that a stopping event loop could
+drop before it closed its transport (an accepted connection would then be left open).
 """
 
 from __future__ import annotations
@@ -11,24 +15,27 @@ import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
+
+
+class _Exposition(asyncio.Protocol):
+    def __init__(self, render: Callable[[], bytes]) -> None:
+        self.render = render
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream transport (uvloop's is not an asyncio.WriteTransport subclass, but writes).
+        stream = cast(asyncio.WriteTransport, transport)
+        try:
+            body = self.render()
+            if body:
+                stream.write(body)  # close() below sends what is buffered first
+        finally:
+            stream.close()
 
 
 async def start_promsock(path: Path, render: Callable[[], bytes]) -> asyncio.Server:
     """Listen on `path` (replacing a stale socket file); `render()` is called per connection."""
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            body = render()
-            if body:
-                writer.write(body)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass  # the client left early: nothing to clean up beyond the close below
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
-
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    return await asyncio.start_unix_server(serve, path=str(path))
+    loop = asyncio.get_running_loop()
+    return await loop.create_unix_server(lambda: _Exposition(render), path=str(path))

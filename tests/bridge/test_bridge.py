@@ -355,7 +355,11 @@ async def test_a_bug_on_the_way_to_a_source_gives_back_its_in_flight_counts(aioh
         for _ in range(limits.DEFAULT_MAX_IN_FLIGHT + 1):
             await expect(client, "s", 500, "internal error: AttributeError")
     # Were the counts not given back, the last scrapes would have been refused as overloaded.
-    assert bridge.in_flight == 0 and bridge.selectors.by_name["s"].metrics.in_flight == 0
+    assert (
+        bridge.budget.in_flight == 0
+        and bridge.budget.held == 0
+        and bridge.selectors.by_name["s"].metrics.in_flight == 0
+    )
 
 
 async def test_a_stale_file_is_503_and_its_age_is_on_metrics(aiohttp_client, short_dir: Path) -> None:

@@ -110,5 +110,5 @@ async def test_past_the_global_cap_a_scrape_is_refused_with_503(aiohttp_client, 
     async with unix_server(short_dir / "s.sock", late(0.3)):
         answers = await asyncio.gather(*(_scrape(client) for _ in range(3)))
     assert sorted(status for status, _ in answers) == [200, 200, 503]
-    assert b"2 scrapes already waiting on sources: try again later" in next(b for s, b in answers if s == 503)
+    assert b"2 scrapes already being answered: try again later" in next(b for s, b in answers if s == 503)
     assert sample(registry, REJECTED, reason="overloaded") == 1

@@ -9,6 +9,7 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
 
@@ -35,7 +36,7 @@ async def _bridge(aiohttp_client, directory: Path, text: str) -> tuple[TestClien
     path = directory / "config.toml"
     path.write_text(text)
     registry = CollectorRegistry()
-    client = await aiohttp_client(make_app(config.load(path), registry, path))
+    client = await aiohttp_client(make_app(config.load(path), registry, path, lifecycle=True))
     return client, registry, path
 
 
@@ -113,7 +114,7 @@ async def test_a_new_address_is_reported_as_needing_a_restart(aiohttp_client, sh
 
 async def test_without_a_file_there_is_nothing_to_reload(aiohttp_client, short_dir: Path) -> None:
     (short_dir / "a.prom").write_text("a 1\n")
-    client = await aiohttp_client(make_app(config.parse(_config(short_dir, "a"))))
+    client = await aiohttp_client(make_app(config.parse(_config(short_dir, "a")), lifecycle=True))
     async with client.post("/-/reload") as response:
         assert response.status == 500
         assert "no config file to reload" in await response.text()
@@ -139,3 +140,37 @@ def test_sighup_reloads_a_running_serve(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "SIGHUP did not reload"
             time.sleep(0.1)
         assert "local_exporter_config_last_reload_successful 1.0" in http_get(f"{base}/metrics").text
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_post_reload_needs_the_lifecycle_flag_and_sighup_does_not(tmp_path: Path, enabled: bool) -> None:
+    port = free_port()
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.prom").write_text(f"{name} 1\n")
+    service = f'[service]\naddress = "{LOOPBACK}"\nport = {port}\n'
+    path = tmp_path / "config.toml"
+    path.write_text(_config(tmp_path, "a", service=service))
+    base = f"http://{LOOPBACK}:{port}"
+    args = local_exporter_args("serve", "-c", str(path), *(["--web.enable-lifecycle"] if enabled else []))
+    with running("serve", args, tmp_path, env=python_env()) as child:
+        wait_http(f"{base}/-/ready", 20, watch=[child])
+        path.write_text(_config(tmp_path, "a", "b", service=service))
+        answer = http_get(f"{base}/-/reload", method="POST")
+        if enabled:
+            assert answer.status == 200 and answer.text.startswith("config reloaded: 2 selector(s)"), answer.text
+            assert http_get(f"{base}/bridge?selector=b").status == 200
+        else:
+            assert answer.status == 403
+            assert answer.text == (
+                "lifecycle endpoints are off: start serve with --web.enable-lifecycle, or send SIGHUP\n"
+            )
+            assert http_get(f"{base}/bridge?selector=b").status == 404
+            metrics = http_get(f"{base}/metrics").text
+            assert 'local_exporter_bridge_rejected_requests_total{reason="lifecycle_disabled"} 1.0' in metrics
+        # SIGHUP reloads either way.
+        path.write_text(_config(tmp_path, "a", "b", "c", service=service))
+        child.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while http_get(f"{base}/bridge?selector=c").status != 200:
+            assert time.monotonic() < deadline, "SIGHUP did not reload"
+            time.sleep(0.1)

@@ -34,7 +34,7 @@ async def _bridge(aiohttp_client, directory: Path, text: str) -> tuple[TestClien
     path = directory / "config.toml"
     path.write_text(text)
     registry = CollectorRegistry()
-    return await aiohttp_client(make_app(config.load(path), registry, path)), registry, path
+    return await aiohttp_client(make_app(config.load(path), registry, path, lifecycle=True)), registry, path
 
 
 async def _scrape(client: TestClient, selector: str = "a") -> tuple[int, bytes]:

@@ -28,7 +28,7 @@ PROMBUS_PATH = "/com/github/lucab/Prombus"
 PROMBUS_INTERFACE = "com.github.lucab.Prombus.Observable"
 PROMBUS_METHOD = f"{PROMBUS_INTERFACE}.PromMetrics"
 
-Mode = Literal["ay", "s", "wrong", "error", "hang"]
+Mode = Literal["ay", "s", "wrong", "error", "hang", "slow"]
 
 # Generous: a Python process importing dbus-next on a loaded CI machine.
 START_TIMEOUT = 10.0
@@ -90,7 +90,8 @@ def private_bus(directory: Path) -> Iterator[DBusDaemon]:
 class PrombusService:
     """`tests.support.prombus_service` as a process: owns `name` on the bus at `address`.
 
-    It re-reads `payload_file` on every call, so `set_payload` changes what the next call gets.
+    It re-reads `payload_file` on every call, so `set_payload` changes what the next call gets,
+    and notes each call it receives in `calls_file` (see `calls`).
     """
 
     def __init__(self, address: str, payload_file: Path, *, name: str = PROMBUS_NAME, mode: Mode = "ay") -> None:
@@ -99,6 +100,7 @@ class PrombusService:
         self.name = name
         self.mode = mode
         self.log = payload_file.with_name(payload_file.name + ".log")
+        self.calls_file = payload_file.with_name(payload_file.name + ".calls")
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -109,6 +111,14 @@ class PrombusService:
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    def calls(self) -> list[int]:
+        """Every call received so far, in order: how many were in flight at the service as it
+        arrived, itself included (across restarts: the file is appended to)."""
+        try:
+            return [int(line) for line in self.calls_file.read_text().split()]
+        except FileNotFoundError:
+            return []
 
     def set_payload(self, payload: bytes) -> None:
         # Replaced whole, so a call never reads a half-written file.
@@ -127,6 +137,7 @@ class PrombusService:
             f"--payload={self.payload_file}",
             f"--name={self.name}",
             f"--mode={self.mode}",
+            f"--calls={self.calls_file}",
         ]
         with self.log.open("ab") as log:
             self._process = subprocess.Popen(

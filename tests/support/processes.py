@@ -171,10 +171,14 @@ class HttpAnswer:
 
 
 def http_get(
-    url: str, headers: Mapping[str, str] | None = None, timeout: float = 5.0, context: ssl.SSLContext | None = None
+    url: str,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 5.0,
+    context: ssl.SSLContext | None = None,
+    method: str = "GET",
 ) -> HttpAnswer:
-    """GET without raising on non-2xx; connection errors do raise (OSError). `context` for https."""
-    request = urllib.request.Request(url, headers=dict(headers or {}))
+    """GET (or `method`) without raising on non-2xx; connection errors do raise (OSError). `context` for https."""
+    request = urllib.request.Request(url, headers=dict(headers or {}), method=method)
     try:
         with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return HttpAnswer(response.status, dict(response.headers.items()), response.read())

@@ -1,6 +1,7 @@
 """A prombus-like DBus service, run as its own process by `tests.support.dbus.PrombusService`.
 
     python -m tests.support.prombus_service --address ADDRESS --payload FILE [--name NAME] [--mode MODE]
+        [--calls FILE]
 
 It owns NAME on the bus at ADDRESS and answers `com.github.lucab.Prombus.Observable.PromMetrics()`
 on `/com/github/lucab/Prombus`, re-reading FILE on every call. MODE says how it answers:
@@ -10,6 +11,10 @@ on `/com/github/lucab/Prombus`, re-reading FILE on every call. MODE says how it 
     wrong   an `i` (a reply signature no exposition comes in)
     error   a DBus error reply
     hang    no reply at all
+    slow    the file's bytes as `ay`, SLOW_REPLY_SECONDS after the call
+
+With --calls, each call appends a line to that file as it arrives: how many calls are in
+flight at the service then, itself included (what the bridge's cap bounds, seen from here).
 
 It prints `ready` once the name is its own. On SIGTERM it releases the name and disconnects
 before exiting, so the name is gone from the bus by the time the process has exited; if the
@@ -26,6 +31,7 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
+from typing import IO
 
 from dbus_next.aio.message_bus import MessageBus
 from dbus_next.constants import MessageType, NameFlag, RequestNameReply
@@ -35,13 +41,19 @@ PATH = "/com/github/lucab/Prombus"
 INTERFACE = "com.github.lucab.Prombus.Observable"
 MEMBER = "PromMetrics"
 ERROR_NAME = "com.github.lucab.Prombus.Error.Broken"
-MODES = ("ay", "s", "wrong", "error", "hang")
+MODES = ("ay", "s", "wrong", "error", "hang", "slow")
+# Long enough that calls the bridge lets through together overlap here, short enough for tests.
+SLOW_REPLY_SECONDS = 0.3
 
 
 class Observable:
-    def __init__(self, payload: Path, mode: str) -> None:
+    def __init__(self, bus: MessageBus, payload: Path, mode: str, calls: IO[str] | None) -> None:
+        self.bus = bus
         self.payload = payload
         self.mode = mode
+        self.calls = calls
+        self.in_flight = 0
+        self._replies: set[asyncio.Task[None]] = set()
 
     def handle(self, msg: Message) -> Message | bool:
         if not (
@@ -51,8 +63,26 @@ class Observable:
             and msg.member == MEMBER
         ):
             return False
+        self.in_flight += 1
+        if self.calls is not None:
+            self.calls.write(f"{self.in_flight}\n")
+            self.calls.flush()
         if self.mode == "hang":
-            return True  # handled: no reply, ever
+            return True  # handled: no reply, ever (still in flight)
+        if self.mode == "slow":
+            reply = asyncio.get_running_loop().create_task(self._reply_later(msg))
+            self._replies.add(reply)  # the loop keeps only a weak reference to a task
+            reply.add_done_callback(self._replies.discard)
+            return True
+        self.in_flight -= 1
+        return self._reply(msg)
+
+    async def _reply_later(self, msg: Message) -> None:
+        await asyncio.sleep(SLOW_REPLY_SECONDS)
+        self.in_flight -= 1
+        self.bus.send(Message.new_method_return(msg, "ay", [self.payload.read_bytes()]))
+
+    def _reply(self, msg: Message) -> Message:
         if self.mode == "error":
             return Message.new_error(msg, ERROR_NAME, "metrics are broken on purpose")
         data = self.payload.read_bytes()
@@ -63,8 +93,9 @@ class Observable:
         return Message.new_method_return(msg, "ay", [data])
 
 
-async def serve(address: str, name: str, observable: Observable) -> int:
+async def serve(address: str, name: str, payload: Path, mode: str, calls: IO[str] | None) -> int:
     bus = await MessageBus(bus_address=address).connect()
+    observable = Observable(bus, payload, mode, calls)
     bus.add_message_handler(observable.handle)
     reply = await bus.request_name(name, NameFlag.DO_NOT_QUEUE)
     if reply != RequestNameReply.PRIMARY_OWNER:
@@ -92,8 +123,12 @@ def main() -> int:
     parser.add_argument("--payload", required=True, type=Path)
     parser.add_argument("--name", default="com.github.lucab.Prombus")
     parser.add_argument("--mode", choices=MODES, default="ay")
+    parser.add_argument("--calls", type=Path)
     args = parser.parse_args()
-    return asyncio.run(serve(args.address, args.name, Observable(args.payload, args.mode)))
+    if args.calls is None:
+        return asyncio.run(serve(args.address, args.name, args.payload, args.mode, None))
+    with args.calls.open("a") as calls:
+        return asyncio.run(serve(args.address, args.name, args.payload, args.mode, calls))
 
 
 if __name__ == "__main__":

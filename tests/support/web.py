@@ -107,10 +107,12 @@ async def served_bridge(
     registry = CollectorRegistry()
     if web_yaml is not None:
         path.write_text(web_yaml)
-    app = make_app(config, registry, web_config=(path, web_config.load(path)) if web_yaml is not None else None)
+    app = make_app(
+        config, registry, lifecycle=True, web_config=(path, web_config.load(path)) if web_yaml is not None else None
+    )
     guard = app.get(WEB)
     context = guard.server_context() if guard is not None else None
-    runner, site = await server.start(app, service, context, app[METRICS].rejected)
+    runner, site = await server.start(app, service, context, app[METRICS])
     try:
         scheme = "https" if context is not None else "http"
         yield Served(f"{scheme}://{LOOPBACK}:{site.port}", registry, guard, path)

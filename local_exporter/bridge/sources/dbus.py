@@ -4,9 +4,11 @@ One connection per bus address is shared by every selector on that bus and re-ma
 next scrape after the bus or the connection goes away; a service that restarts needs nothing,
 since calls go to its well-known name.
 
-Calls in flight are capped per selector, one by default. dbus-next 0.2.3's writer takes EAGAIN
-for a lost connection (upstream issue 153): a service written with dbus-next that has a second
-large reply queued behind one that just filled the socket drops off the bus. Measured here
+Calls in flight are capped per destination on a bus, one by default: the cap protects the
+service, so every selector calling that service counts against one cap (`CallCap`), the
+smallest `max_calls_in_flight` among them. dbus-next 0.2.3's writer takes EAGAIN for a lost
+connection (upstream issue 153): a service written with dbus-next that has a second large reply
+queued behind one that just filled the socket drops off the bus. Measured here
 (tests/bridge/sources/test_dbus.py), caps of 2 to 7 lost such a service at about one reply size in
 three between 0.1 and 4 MB; a cap of 1 never did. Go services (prombus itself) are not affected
 and may raise the cap. Scrapes beyond the cap queue within their own deadline.
@@ -19,6 +21,8 @@ bus, about 1 GB on the session bus) bounds it before that.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -65,7 +69,10 @@ class DBusSettings:
         return f"dbus {bus} {self.destination} {self.path} {self.interface}.{self.member}"
 
     def open(self, limits: SourceLimits, shared: SharedResources) -> DBusSource:
-        return DBusSource(self, limits.max_bytes, shared_connection(shared, self.bus, self.address))
+        connection = shared_connection(shared, self.bus, self.address)
+        # One service: its name on one bus. An explicit address names the bus whatever `bus` says.
+        cap = shared.get(("dbus calls", self.address or self.bus, self.destination), CallCap, CallCap.aclose)
+        return DBusSource(self, limits.max_bytes, connection, cap)
 
 
 def parse(table: Table, context: ParseContext) -> DBusSettings | None:
@@ -273,19 +280,91 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or exc.__class__.__name__
 
 
+class CallCap:
+    """The calls in flight to one destination on one bus, shared by every selector calling it.
+
+    The cap protects the service, not a selector: several selectors (or several Prometheus jobs
+    through them) calling one service load it together. Each open source joins with its own
+    `max_calls_in_flight` and leaves when it closes; the cap is the smallest of those joined,
+    since each is what someone said the service can bear. It lives as long as the app's shared
+    resources, so a reload keeps it and calls a replaced source still runs count against it
+    until they end; the replaced source's value leaves only then. Waiters are served in order.
+    """
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        # max_calls_in_flight -> how many open sources joined with it.
+        self._joined: dict[int, int] = {}
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def limit(self) -> int:
+        return min(self._joined, default=DEFAULT_MAX_CALLS_IN_FLIGHT)
+
+    def join(self, limit: int) -> None:
+        # A lower limit needs no wake-up: calls over it finish, and new ones wait meanwhile.
+        self._joined[limit] = self._joined.get(limit, 0) + 1
+
+    def leave(self, limit: int) -> None:
+        count = self._joined.pop(limit) - 1
+        if count:
+            self._joined[limit] = count
+        self._wake()  # the limit may have risen
+
+    async def acquire(self) -> None:
+        if self.in_flight < self.limit and not self._waiters:
+            self.in_flight += 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                # The slot was handed over just as this scrape's deadline passed: pass it on.
+                self.release()
+            else:
+                # `_wake` may have dropped it already, seeing it cancelled.
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        # The slot is handed to the waiter (counted here, before it runs), so a call arriving
+        # meanwhile cannot take it: order of arrival holds.
+        while self._waiters and self.in_flight < self.limit:
+            waiter = self._waiters.popleft()
+            if waiter.done():
+                continue  # cancelled while waiting
+            self.in_flight += 1
+            waiter.set_result(None)
+
+    async def aclose(self) -> None:
+        return None  # holds nothing but counts
+
+
 class DBusSource:
-    def __init__(self, settings: DBusSettings, max_bytes: int, connection: BusConnection) -> None:
+    def __init__(self, settings: DBusSettings, max_bytes: int, connection: BusConnection, cap: CallCap) -> None:
         self.settings = settings
         self.max_bytes = max_bytes
         self.connection = connection
-        self._slots = asyncio.Semaphore(settings.max_calls_in_flight)
+        self.cap = cap
+        cap.join(settings.max_calls_in_flight)
+        self._in_cap = True
 
     def gauges(self) -> dict[str, float]:
         return {}
 
     async def fetch(self) -> bytes:
-        async with self._slots:
+        await self.cap.acquire()
+        try:
             reply = await self._call()
+        finally:
+            self.cap.release()
         return self._payload(reply)
 
     async def _call(self) -> Message:
@@ -310,4 +389,7 @@ class DBusSource:
         return body
 
     async def aclose(self) -> None:
-        return None
+        # Once only: at stop, a replaced source can be closed both by its drain and by the app.
+        if self._in_cap:
+            self._in_cap = False
+            self.cap.leave(self.settings.max_calls_in_flight)

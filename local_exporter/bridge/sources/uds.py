@@ -2,6 +2,7 @@
 
 The daemon writes its whole exposition to each new connection and closes it. A close with
 zero bytes is a failure (Zincati does that when its encoder fails), never an empty success.
+A socket whose listen backlog is full (a daemon that stopped accepting) is `unavailable`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from local_exporter.bridge.errors import (
     BadPayload,
     PayloadTooLarge,
     SourceError,
+    SourceUnavailable,
     from_os_error,
 )
 from local_exporter.bridge.sources.base import ParseContext, SharedResources, SourceLimits
@@ -27,6 +29,7 @@ _UNAVAILABLE = frozenset((errno.ENOENT, errno.ECONNREFUSED, errno.EACCES, errno.
 _CHUNK = 64 * 1024
 # sockaddr_un.sun_path holds 108 bytes with the terminating NUL: longer paths cannot be connected to.
 MAX_PATH_BYTES = 107
+BACKLOG_FULL = "the socket's listen backlog is full: the daemon is not accepting connections"
 
 
 @dataclass(frozen=True)
@@ -66,8 +69,15 @@ class UdsSource:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
             sock.setblocking(False)
+            # Not loop.sock_connect: a Unix socket connects at once or fails, never "in
+            # progress", and its EAGAIN means the listen backlog is full. sock_connect takes
+            # EAGAIN for a connect in progress, waits for the socket to be writable (an
+            # unconnected one is, at once) and returns as if connected; the read then failed
+            # with EINVAL, a 502 "Invalid argument" that said nothing of the cause.
             try:
-                await loop.sock_connect(sock, self.path)
+                sock.connect(self.path)
+            except BlockingIOError:
+                raise SourceUnavailable(f"connect {self.path}: {BACKLOG_FULL}") from None
             except OSError as exc:
                 raise _error("connect", self.path, exc) from None
             chunks = []

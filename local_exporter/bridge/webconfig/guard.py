@@ -8,7 +8,8 @@ once; a broken one is logged (once per distinct problem), shown by
 
 Order per request, the toolkit's: security headers on every answer, then the rate limit (429),
 then, unless the path is in `auth_excluded_paths`, the client certificate (403 without one, or
-without an allowed SAN) and basic auth (401 with `WWW-Authenticate`).
+without an allowed SAN) and basic auth (401 with `WWW-Authenticate`; 503 when no password check
+can start in time, 429 with `Retry-After` to an address that has just failed too often).
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
-from aiohttp.hdrs import AUTHORIZATION, WWW_AUTHENTICATE
+from aiohttp.hdrs import AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE
 
-from local_exporter.bridge.errors import REJECTION_STATUS
+from local_exporter.bridge.errors import OUTCOME_STATUS, REJECTION_STATUS
 from local_exporter.bridge.metrics import ExporterMetrics
 from local_exporter.bridge.responses import text
 from local_exporter.bridge.webconfig import tls
-from local_exporter.bridge.webconfig.basic_auth import BasicAuthUsers, Verdicts
+from local_exporter.bridge.webconfig.basic_auth import BasicAuthUsers, ClientGone, PasswordChecks, Throttled
+from local_exporter.bridge.webconfig.checks import Busy
 from local_exporter.bridge.webconfig.config import CLIENT_AUTH_TYPES, WebConfig, WebConfigError
 from local_exporter.bridge.webconfig.loader import load
 from local_exporter.bridge.webconfig.rate_limit import TokenBucket
@@ -59,7 +61,8 @@ class WebGuard:
     def __init__(self, path: Path, config: WebConfig, metrics: ExporterMetrics) -> None:
         self.path = path
         self.metrics = metrics
-        self.verdicts = Verdicts()
+        self.checks = PasswordChecks(metrics.password_checks)
+        metrics.password_queue = self.checks.queue
         self.tls_at_start = config.tls is not None
         self.bucket: TokenBucket | None = None
         self._apply(config)
@@ -76,7 +79,7 @@ class WebGuard:
         context = tls.build_context(config.tls, self._handshake_failed) if config.tls is not None else None
         self.config = config
         self.context = context
-        self.auth = BasicAuthUsers(dict(config.users), self.verdicts) if config.users else None
+        self.auth = BasicAuthUsers(dict(config.users), self.checks) if config.users else None
         # An unchanged limit keeps its bucket: a fresh one would hand out a new burst.
         if config.rate_limit is None:
             self.bucket = None
@@ -148,11 +151,29 @@ class WebGuard:
             refusal = self._certificate_refusal(request)
             if refusal:
                 return self._refuse("forbidden", refusal)
-        if self.auth is not None and not await self.auth.allows(request.headers.get(AUTHORIZATION)):
-            response = self._refuse("unauthorized", "unauthorized: a valid user and password are required")
-            response.headers[WWW_AUTHENTICATE] = CHALLENGE
-            return response
+        if self.auth is not None:
+            answer = await self._password_refusal(self.auth, request)
+            if answer is not None:
+                return answer
         return await handler(request)
+
+    async def _password_refusal(self, auth: BasicAuthUsers, request: web.Request) -> web.Response | None:
+        """The answer to a request without a right user and password; None for one with them."""
+        try:
+            if await auth.allows(request.headers.get(AUTHORIZATION), request.remote or "", lambda: _connected(request)):
+                return None
+        except Busy as exc:
+            return self._refuse("auth_busy", str(exc))
+        except Throttled as exc:
+            response = self._refuse("auth_throttled", str(exc))
+            response.headers[RETRY_AFTER] = str(exc.seconds)
+            return response
+        except ClientGone:
+            # Its check was dropped (and counted as abandoned); nobody reads this answer either.
+            return text(OUTCOME_STATUS["cancelled"], "the client went away")
+        response = self._refuse("unauthorized", "unauthorized: a valid user and password are required")
+        response.headers[WWW_AUTHENTICATE] = CHALLENGE
+        return response
 
     def _refuse(self, reason: str, message: str) -> web.Response:
         self.metrics.rejected(reason)
@@ -174,6 +195,12 @@ class WebGuard:
         ):
             return "the client certificate has none of the allowed SANs (client_allowed_sans)"
         return ""
+
+
+def _connected(request: web.Request) -> bool:
+    """Whether the request's client is still there: aiohttp drops the transport when it leaves."""
+    transport = request.transport
+    return transport is not None and not transport.is_closing()
 
 
 def _san(value: str) -> str:

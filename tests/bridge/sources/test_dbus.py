@@ -346,7 +346,9 @@ async def test_concurrent_large_scrapes_all_succeed(
     payload = exposition(3_000_000)
     service = prombus(payload)
     registry = CollectorRegistry()
-    client = await start_bridge(aiohttp_client, selector(address=dbus_bus.address), registry)
+    # 24 answers of 3 MB written at once pass the default answer budget (64 MiB): room for them.
+    service_table = f"[service]\nmax_answer_bytes = {128 * 1024 * 1024}\n"
+    client = await start_bridge(aiohttp_client, service_table + selector(address=dbus_bus.address), registry)
     responses = await asyncio.gather(*(scrape(client) for _ in range(24)))
     assert [r.status for r in responses] == [200] * 24
     assert all([await r.read() == payload for r in responses])

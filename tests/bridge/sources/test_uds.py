@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import logging
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from local_exporter.bridge import config
 from local_exporter.bridge.errors import BadPayload, PayloadTooLarge, SourceFailed, SourceUnavailable
-from local_exporter.bridge.sources.uds import MAX_PATH_BYTES, UdsSettings, UdsSource
+from local_exporter.bridge.sources.uds import BACKLOG_FULL, MAX_PATH_BYTES, UdsSettings, UdsSource
+from tests.support.bridges import bridge_app, sample
 from tests.support.unix_servers import close_without_writing, drip, never_write, unix_server, write_and_close
 
 BODY = b"zincati_update_agent_updates_enabled 1\n" * 5_000  # ~195 KB: several 64 KiB reads
@@ -101,6 +107,91 @@ async def test_cancellation_at_the_deadline_releases_the_socket(short_dir: Path)
                 await asyncio.wait_for(UdsSource(str(path), max_bytes=1000).fetch(), 0.05)
         await asyncio.wait_for(server.client_closed.wait(), 5)
         assert _open_fds() <= before
+
+
+@contextlib.contextmanager
+def full_backlog(path: Path) -> Iterator[tuple[socket.socket, list[socket.socket]]]:
+    """A socket listening at `path` that never accepts, and the connections that filled its
+    backlog: a daemon that stopped accepting (hung, or stopped in a debugger)."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    queued: list[socket.socket] = []
+    try:
+        listener.bind(str(path))
+        listener.listen(0)
+        while True:
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.setblocking(False)
+            try:
+                client.connect(str(path))
+            except BlockingIOError:
+                client.close()
+                break
+            queued.append(client)
+            assert len(queued) < 100, "the backlog never filled"
+        yield listener, queued
+    finally:
+        for item in (*queued, listener):
+            item.close()
+
+
+async def test_loop_sock_connect_takes_a_full_backlog_for_a_connection(short_dir: Path) -> None:
+    """Why the source connects without asyncio's help (uds.py): sock_connect returns as if
+    connected, and the read fails with EINVAL, which said "Invalid argument" (502)."""
+    path = short_dir / "full.sock"
+    with full_backlog(path), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.setblocking(False)
+        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, str(path)), 5)
+        with pytest.raises(OSError, match="Invalid argument") as caught:
+            sock.recv(1)
+        assert caught.value.errno == errno.EINVAL
+
+
+async def test_a_full_listen_backlog_is_unavailable_and_leaves_no_fd(short_dir: Path) -> None:
+    path = short_dir / "full.sock"
+    with full_backlog(path):
+        before = _open_fds()
+        for _ in range(16):
+            with pytest.raises(SourceUnavailable) as caught:
+                await UdsSource(str(path), max_bytes=1000).fetch()
+            assert str(caught.value) == f"connect {path}: {BACKLOG_FULL}"
+        assert _open_fds() <= before
+
+
+async def test_a_full_backlog_is_a_counted_503_logged_once_until_it_drains(
+    aiohttp_client, short_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = short_dir / "z.sock"
+    registry = CollectorRegistry()
+    client = await aiohttp_client(
+        bridge_app(f'[bridge.selectors]\nz = {{ kind = "uds", path = "{path}" }}\n', registry)
+    )
+    loop = asyncio.get_running_loop()
+    with full_backlog(path) as (listener, queued), caplog.at_level(logging.INFO, logger="local_exporter.bridge"):
+        for _ in range(3):
+            async with client.get("/bridge?selector=z") as response:
+                assert response.status == 503
+                assert await response.text() == f"selector z: unavailable: connect {path}: {BACKLOG_FULL}\n"
+        # The daemon accepts again: the queued connections are taken, then the next one served.
+        for _ in queued:
+            listener.accept()[0].close()
+        listener.setblocking(False)
+
+        async def serve_one() -> None:
+            connection, _ = await loop.sock_accept(listener)
+            with connection:
+                await loop.sock_sendall(connection, BODY)
+
+        server = asyncio.ensure_future(serve_one())
+        async with client.get("/bridge?selector=z") as response:
+            assert response.status == 200
+            assert await response.read() == BODY
+        await server
+    assert sample(registry, "local_exporter_bridge_requests_total", selector="z", outcome="unavailable") == 3
+    assert sample(registry, "local_exporter_bridge_requests_total", selector="z", outcome="success") == 1
+    logged = [r for r in caplog.records if r.name.startswith("local_exporter")]
+    assert [r.getMessage() for r in logged] == ["scrape failed", "scrape recovered"]
+    assert logged[0].le_fields["outcome"] == "unavailable"  # type: ignore[attr-defined]
+    assert BACKLOG_FULL in logged[0].le_fields["reason"]  # type: ignore[attr-defined]
 
 
 def test_the_settings_open_a_source_on_their_path() -> None:
