@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ import yaml
 
 from local_exporter.agents import os_update
 from local_exporter.agents.zincati import FAMILIES
-from local_exporter.bundle import names, rules
+from local_exporter.bundle import config_file, names, rules
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.generate import differences, render, write
 from local_exporter.bundle.promql import metric_names
@@ -20,7 +22,11 @@ from tests.support.prometheus import PROMTOOL
 
 ROOT = Path(__file__).resolve().parents[2]
 RULE_FILES = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
-TEST_FILES = sorted((ROOT / "prometheus" / "tests").glob("*_test.yml"))
+TESTS = ROOT / "prometheus" / "tests"
+#: The hand-written promtool tests: against the committed rules, and (in scaled/) against rules
+#: generated from the bundle config beside them, where the default windows would have promtool
+#: evaluate days of minutes.
+TEST_FILES = sorted(TESTS.glob("*_test.yml")) + sorted((TESTS / "scaled").glob("*_test.yml"))
 
 
 def test_committed_files_are_what_the_generator_writes() -> None:
@@ -53,11 +59,27 @@ def test_promtool_accepts_every_rule_file() -> None:
 
 
 @pytest.mark.parametrize("test_file", TEST_FILES, ids=lambda path: path.name)
-def test_promtool_unit_tests_pass(test_file: Path) -> None:
+def test_promtool_unit_tests_pass(test_file: Path, tmp_path: Path) -> None:
+    directory = test_file.parent
+    if directory.name == "scaled":
+        # Laid out as prometheus/ is: the rules in ../rules, generated from scaled/bundle.toml.
+        files = render(config_file.load(directory / "bundle.toml"))
+        for name in ("recording.yml", "alerts.yml"):
+            (tmp_path / "rules").mkdir(exist_ok=True)
+            (tmp_path / "rules" / name).write_text(files[f"prometheus/rules/{name}"])
+        directory = tmp_path / "scaled"
+        directory.mkdir()
+        shutil.copy(test_file, directory)
     result = subprocess.run(
-        [PROMTOOL, "test", "rules", test_file.name], capture_output=True, text=True, cwd=test_file.parent, timeout=120
+        [PROMTOOL, "test", "rules", test_file.name], capture_output=True, text=True, cwd=directory, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_scaled_tests_change_only_the_windows_they_need() -> None:
+    config = config_file.load(TESTS / "scaled" / "bundle.toml")
+    changed = {f.name for f in fields(config) if getattr(config, f.name) != getattr(BundleConfig(), f.name)}
+    assert changed == {"skew_for"}
 
 
 def _os_update_families() -> set[str]:
