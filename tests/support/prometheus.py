@@ -51,6 +51,7 @@ def config_text(
     rule_files: Sequence[Path] = (),
     alertmanagers: Sequence[str] = (),
     external_labels: Mapping[str, str] | None = None,
+    remote_write: Sequence[str] = (),
 ) -> str:
     config: dict[str, Any] = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
@@ -58,6 +59,10 @@ def config_text(
     }
     if external_labels:
         config["global"]["external_labels"] = dict(external_labels)
+    if remote_write:
+        # Sent within a second: the store's answers are compared with a Prometheus' moments later.
+        queue = {"batch_send_deadline": "1s"}
+        config["remote_write"] = [{"url": url, "queue_config": queue} for url in remote_write]
     if rule_files:
         config["rule_files"] = [str(path) for path in rule_files]
     if alertmanagers:
@@ -74,10 +79,12 @@ class Prometheus:
     child: Child
     queries: list[str] = field(default_factory=list)
 
-    def query(self, promql: str) -> list[Sample]:
-        """The instant vector for `promql` now (raises on an API error)."""
+    def query(self, promql: str, at: float | None = None) -> list[Sample]:
+        """The instant vector for `promql` now, or at Unix time `at` (raises on an API error).
+        VictoriaMetrics answers the same API (tests/support/victoria.py)."""
         self.queries.append(promql)
-        answer = http_get(f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql}))
+        params = {"query": promql, **({"time": f"{at:.3f}"} if at is not None else {})}
+        answer = http_get(f"{self.url}/api/v1/query?" + urllib.parse.urlencode(params))
         data = json.loads(answer.body)
         if answer.status != 200 or data.get("status") != "success":
             raise AssertionError(f"query {promql!r}: HTTP {answer.status}: {answer.text}")
@@ -142,6 +149,7 @@ def running_prometheus(
     rule_files: Sequence[Path] = (),
     alertmanagers: Sequence[str] = (),
     external_labels: Mapping[str, str] | None = None,
+    remote_write: Sequence[str] = (),
 ) -> Iterator[Prometheus]:
     """Prometheus on 127.0.0.1 with `jobs`, its data in `directory`; stopped by PID at exit.
 
@@ -149,7 +157,7 @@ def running_prometheus(
     """
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "prometheus.yml"
-    config.write_text(config_text(jobs, rule_files, alertmanagers, external_labels))
+    config.write_text(config_text(jobs, rule_files, alertmanagers, external_labels, remote_write))
     port = free_port()
     args = [
         PROMETHEUS,
