@@ -18,10 +18,12 @@ from local_exporter.bundle import (
     prometheus_config,
     provisioning,
 )
-from local_exporter.bundle.alerts import alert_groups
+from local_exporter.bundle.alerts import alert_groups, vmalert_alert_groups
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.rules import recording_rules
-from local_exporter.bundle.yamltext import HEADER, dump
+from local_exporter.bundle.yamltext import HEADER, body, comment, document, dump
+
+VMALERT_ALERTS_PATH = "prometheus/vmalert/alerts.yml"
 
 __all__ = ["HEADER", "differences", "dump", "refusal", "render", "write"]
 
@@ -31,6 +33,16 @@ def render(config: BundleConfig) -> dict[str, str]:
     return {
         "prometheus/rules/recording.yml": dump({"groups": recording_rules(config)}),
         "prometheus/rules/alerts.yml": dump({"groups": alert_groups(config)}),
+        VMALERT_ALERTS_PATH: document(
+            [
+                comment(
+                    "The alerts of ../rules/alerts.yml for vmalert before 1.91 (Debian's is 1.79), which refuses\n"
+                    "keep_firing_for: without it, RebootPending can resolve on one failed scrape and fire again\n"
+                    "at its next `for:`. vmalert 1.91 or later takes ../rules/alerts.yml (docs/deploy.md)."
+                ),
+                body({"groups": vmalert_alert_groups(config)}),
+            ]
+        ),
         prometheus_config.CONFIG_PATH: prometheus_config.config_text(config),
         alertmanager.CONFIG_PATH: alertmanager.config_text(config),
         alertmanager.TEMPLATE_PATH: alertmanager.template_text(config),

@@ -10,8 +10,10 @@ so they differ by the fraction filled (measured 4.53 against 16.0 requests a sec
 once the window is full.
 
 The fleet runs 60 times faster than real time with the windows scaled alike, and holds still:
-no release is offered, one host has updates disabled and one fails its update checks, so what
-the rules say is not changing while they are compared.
+no release is offered, one host has updates disabled, one fails its update checks, and one's
+agent is down from the tenth wall second on, so what the rules say is not changing while they
+are compared. vmalert also evaluates the alerts (prometheus/vmalert/alerts.yml) and notifies a
+real Alertmanager: the down agent pages through it into a webhook.
 """
 
 from __future__ import annotations
@@ -27,16 +29,20 @@ import pytest
 import yaml
 
 from local_exporter.bundle.config import BundleConfig
-from local_exporter.bundle.generate import write
+from local_exporter.bundle.generate import VMALERT_ALERTS_PATH, write
 from local_exporter.common.durations import parse_duration
 from local_exporter.sim.live import LiveOptions
 from local_exporter.sim.scenario import FaultSpec, FleetSpec, Scenario
+from tests.support.alertmanager import running_alertmanager, serving_webhook
 from tests.support.fleet import live_fleet
+from tests.support.processes import poll
 from tests.support.prometheus import Prometheus, running_prometheus
 from tests.support.victoria import running_victoria_metrics, running_vmalert
 
 SPEED = 60.0
 SHARDS = 2
+#: The host whose agent goes down.
+DOWN = 7
 CLUSTER = {"cluster": "test"}
 #: Relative difference allowed between the two answers of one series.
 TOLERANCE = 0.05
@@ -44,7 +50,11 @@ TOLERANCE = 0.05
 
 def _scenario() -> Scenario:
     fleet = FleetSpec(hosts=8, version="40.20240504.3.0")
-    faults = (FaultSpec("updates_disabled", (2,)), FaultSpec("check_errors", (5,), error="generic_http_503"))
+    faults = (
+        FaultSpec("updates_disabled", (2,)),
+        FaultSpec("check_errors", (5,), error="generic_http_503"),
+        FaultSpec("agent_down", (DOWN,), 600.0, None),
+    )
     return Scenario("victoria", "", 24 * 3600.0, fleet, faults=faults)
 
 
@@ -102,6 +112,7 @@ async def test_every_recording_rule_answers_the_same_on_victoriametrics_as_on_on
     config = BundleConfig().scaled(SPEED)
     write(tmp_path / "bundle", config)
     recording = tmp_path / "bundle" / "prometheus" / "rules" / "recording.yml"
+    vmalert_alerts = tmp_path / "bundle" / VMALERT_ALERTS_PATH
     records = {
         rule["record"]: max((parse_duration(r) for r in re.findall(r"\[(\w+)\]", rule["expr"])), default=0.0)
         for group in yaml.safe_load(recording.read_text())["groups"]
@@ -111,7 +122,11 @@ async def test_every_recording_rule_answers_the_same_on_victoriametrics_as_on_on
     started = time.time()
     async with live_fleet(_scenario(), options):
         jobs = yaml.safe_load((short_dir / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]
-        with running_victoria_metrics(tmp_path / "vm") as store:
+        with (
+            running_victoria_metrics(tmp_path / "vm") as store,
+            serving_webhook() as webhook,
+            running_alertmanager(tmp_path / "am", webhook, config) as (alertmanager, _),
+        ):
             write_url = f"{store.url}/api/v1/write"
             shards = [
                 running_prometheus(
@@ -120,7 +135,7 @@ async def test_every_recording_rule_answers_the_same_on_victoriametrics_as_on_on
                 for n in range(SHARDS)
             ]
             single = running_prometheus(tmp_path / "single", jobs, rule_files=[recording], external_labels=CLUSTER)
-            vmalert = running_vmalert(tmp_path / "vmalert", store.url, [recording])
+            vmalert = running_vmalert(tmp_path / "vmalert", store.url, [recording, vmalert_alerts], alertmanager)
             with shards[0] as first, shards[1] as second, single as reference, vmalert:
                 # Every target is scraped by exactly one shard.
                 await asyncio.to_thread(
@@ -140,6 +155,17 @@ async def test_every_recording_rule_answers_the_same_on_victoriametrics_as_on_on
                 total = _count(reference, at)
                 split = [_count(first, at), _count(second, at)]
                 assert sum(split) == total == _count(store, at) and all(0 < n < total for n in split), split
+                # The down agent paged through vmalert and Alertmanager.
+                agent_down = config.alert_prefix + "AgentDown"
+
+                def paged() -> list[dict[str, Any]] | None:
+                    found = [a for a in webhook.alerts("/ticket") if a["labels"]["alertname"] == agent_down]
+                    return found or None
+
+                (page, *_) = await asyncio.to_thread(poll, "the AgentDown page", paged, 60)
+                assert page["labels"]["instance"] == _scenario().fleet.host_name(DOWN)
+                assert page["status"] == "firing" and page["labels"]["cluster"] == "test"
+                assert webhook.alertnames("/heartbeat") == {config.alert_prefix + "Heartbeat"}
 
 
 def _count(server: Prometheus, at: float) -> float:

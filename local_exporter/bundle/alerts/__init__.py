@@ -29,3 +29,12 @@ GROUPS: dict[str, Callable[[BundleConfig], list[Alert]]] = {
 
 def alert_groups(config: BundleConfig) -> list[dict[str, Any]]:
     return [{"name": name, "rules": [a.rule(config) for a in alerts(config)]} for name, alerts in GROUPS.items()]
+
+
+def vmalert_alert_groups(config: BundleConfig) -> list[dict[str, Any]]:
+    """The alert groups for vmalert before 1.91, which refuses a whole file for `keep_firing_for`
+    (one alert uses it, to ride out one failed scrape): the same rules without that field."""
+    return [
+        {**group, "rules": [{k: v for k, v in rule.items() if k != "keep_firing_for"} for rule in group["rules"]]}
+        for group in alert_groups(config)
+    ]
