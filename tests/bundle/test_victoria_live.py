@@ -12,8 +12,9 @@ once the window is full.
 The fleet runs 60 times faster than real time with the windows scaled alike, and holds still:
 no release is offered, one host has updates disabled, one fails its update checks, and one's
 agent is down from the tenth wall second on, so what the rules say is not changing while they
-are compared. vmalert also evaluates the alerts (prometheus/vmalert/alerts.yml) and notifies a
-real Alertmanager: the down agent pages through it into a webhook.
+are compared. Every dashboard panel query answers the same on both too, within the tolerance
+`_panel_tolerance` states. vmalert also evaluates the alerts (prometheus/vmalert/alerts.yml) and
+notifies a real Alertmanager: the down agent pages through it into a webhook.
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ from typing import Any
 import pytest
 import yaml
 
+from local_exporter.bundle import dashboards
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.generate import VMALERT_ALERTS_PATH, write
 from local_exporter.common.durations import parse_duration
 from local_exporter.sim.live import LiveOptions
 from local_exporter.sim.scenario import FaultSpec, FleetSpec, Scenario
+from tests.bundle.dashboards.test_queries_live import _targets
 from tests.support.alertmanager import running_alertmanager, serving_webhook
 from tests.support.fleet import live_fleet
 from tests.support.processes import poll
@@ -46,6 +49,8 @@ DOWN = 7
 CLUSTER = {"cluster": "test"}
 #: Relative difference allowed between the two answers of one series.
 TOLERANCE = 0.05
+#: Every Prometheus of the test scrapes every second (tests/support/prometheus.py).
+SCRAPE_INTERVAL = 1.0
 
 
 def _scenario() -> Scenario:
@@ -67,17 +72,6 @@ def _shard(jobs: list[dict[str, Any]], shard: int) -> list[dict[str, Any]]:
     return [{**job, "relabel_configs": [*job.get("relabel_configs", []), *keep]} for job in jobs]
 
 
-def _answer(server: Prometheus, record: str, at: float) -> dict[tuple[tuple[str, str], ...], float]:
-    """Labels -> value of `record`'s series. Prometheus keeps its external labels out of its own
-    TSDB and adds them to what leaves it (remote write, federation, alerts): the single one's
-    answers get them here, as the shards' samples got them on their way into the store."""
-    out = {}
-    for sample in server.query(record, at):
-        labels = {**CLUSTER, **{k: v for k, v in sample["metric"].items() if k != "__name__"}}
-        out[tuple(sorted(labels.items()))] = float(sample["value"][1])
-    return out
-
-
 def _same(a: float, b: float) -> bool:
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
@@ -91,7 +85,7 @@ def _differences(
     a range longer than the time since `started` (the fleet's start) is not filled yet."""
     out = []
     for record, longest in records.items():
-        expected, got = _answer(reference, record, at), _answer(store, record, at)
+        expected, got = _vector(reference, record, at), _vector(store, record, at)
         if set(expected) != set(got):
             out.append(f"{record}: series {sorted(set(expected) ^ set(got))[:3]} on one side only")
             continue
@@ -155,6 +149,13 @@ async def test_every_recording_rule_answers_the_same_on_victoriametrics_as_on_on
                 total = _count(reference, at)
                 split = [_count(first, at), _count(second, at)]
                 assert sum(split) == total == _count(store, at) and all(0 < n < total for n in split), split
+                # Every dashboard panel answers the same on the store, where the single one answers.
+                panels, compared = await asyncio.to_thread(
+                    _panel_differences, reference, store, config, records, at, started
+                )
+                assert panels == [], "\n".join(panels)
+                print(f"{compared} panel queries compared by value")
+                assert compared >= 20
                 # The down agent paged through vmalert and Alertmanager.
                 agent_down = config.alert_prefix + "AgentDown"
 
@@ -166,6 +167,68 @@ async def test_every_recording_rule_answers_the_same_on_victoriametrics_as_on_on
                 assert page["labels"]["instance"] == _scenario().fleet.host_name(DOWN)
                 assert page["status"] == "firing" and page["labels"]["cluster"] == "test"
                 assert webhook.alertnames("/heartbeat") == {config.alert_prefix + "Heartbeat"}
+
+
+def _panel_differences(
+    reference: Prometheus,
+    store: Prometheus,
+    config: BundleConfig,
+    records: dict[str, float],
+    at: float,
+    started: float,
+) -> tuple[list[str], int]:
+    """Each panel query, its dashboard's variables filled in as Grafana would (all hosts, one host
+    for the drill-down), at `at`: what the single Prometheus answers, the store answers too, within
+    the tolerance `_panel_tolerance` states; values only once every window the query reads, its
+    own and its recording rules', is filled. Also how many queries had their values compared."""
+    out = []
+    compared = 0
+    for title, panel, _target, query in _targets(dashboards.render(config), _scenario().fleet.host_name(3)):
+        expected = _vector(reference, query, at)
+        if not expected:
+            continue
+        got = _vector(store, query, at)
+        where = f"{title} / {panel['title']}: {query}"
+        if set(expected) != set(got):
+            out.append(f"{where}: series {sorted(set(expected) ^ set(got))[:2]} on one side only")
+            continue
+        ranges = [parse_duration(r) for r in re.findall(r"\[(\w+)\]", query)]
+        read = [window for record, window in records.items() if record in query]
+        if max([*ranges, *read], default=0.0) > at - started:
+            continue
+        compared += 1
+        relative, absolute = _panel_tolerance(query, ranges)
+        wrong = [
+            (k, expected[k], got[k])
+            for k in expected
+            if not abs(expected[k] - got[k]) <= relative * max(abs(expected[k]), abs(got[k])) + absolute
+        ]
+        if wrong:
+            out.append(f"{where}: {wrong[:2]}")
+    return out, compared
+
+
+def _panel_tolerance(query: str, ranges: list[float]) -> tuple[float, float]:
+    """(relative, absolute) difference allowed for a panel query, and why:
+    - rate() and increase() over a short window: Prometheus extrapolates its samples to the
+      window's edges and VictoriaMetrics does not, a difference of up to one scrape interval in
+      the window less one (11 % over 10 s scraped every second);
+    - a time since a sample (`time() - ...timestamp...`): the shards and the single Prometheus
+      scrape each target at their own moments, up to one scrape interval apart."""
+    relative = TOLERANCE + (SCRAPE_INTERVAL / (min(ranges) - SCRAPE_INTERVAL) if ranges else 0.0)
+    absolute = 1.5 * SCRAPE_INTERVAL if "time() -" in query else 1e-9
+    return relative, absolute
+
+
+def _vector(server: Prometheus, query: str, at: float) -> dict[tuple[tuple[str, str], ...], float]:
+    """Labels -> value of `query`'s series. Prometheus keeps its external labels out of its own
+    TSDB and adds them to what leaves it (remote write, federation, alerts): the single one's
+    answers get them here, as the shards' samples got them on their way into the store."""
+    out = {}
+    for sample in server.query(query, at):
+        labels = {**CLUSTER, **{k: v for k, v in sample["metric"].items() if k != "__name__"}}
+        out[tuple(sorted(labels.items()))] = float(sample["value"][1])
+    return out
 
 
 def _count(server: Prometheus, at: float) -> float:
