@@ -71,53 +71,48 @@ class Bridge:
             or (shared is None and selector.reads >= selector.config.max_concurrency)
         ):
             return self._refusal(selector)
-        # The slot is the answer's from here: a HeldAnswer gives it back once written.
+        # The slot is the answer's from here: a HeldAnswer gives it back once written, and every
+        # other way out of this scrape (a refusal, an error, a cancellation) at the `finally`.
         budget.in_flight += 1
-        try:
-            answer = await self._answer(request, selector, deadline, shared)
-        except BaseException:
-            budget.in_flight -= 1
-            raise
-        if not isinstance(answer, HeldAnswer):
-            budget.in_flight -= 1
-        return answer
-
-    async def _answer(
-        self, request: web.Request, selector: Selector, deadline: float, shared: Read | None
-    ) -> web.StreamResponse:
+        held: web.Response | None = None
         started = time.perf_counter()
         try:
-            if shared is not None:
-                selector.metrics.coalesced += 1
-                body = await self._within(selector, shared, deadline, started)
-            else:
-                answer = selector.source.fetch()
-                # A source that answers without waiting (a file) returns bytes: with nothing
-                # awaited, no deadline can pass and no client can go away, so none is registered
-                # (~4 k instructions a scrape, docs/benchmarks.md).
-                if isinstance(answer, bytes):
-                    body = answer
+            try:
+                if shared is not None:
+                    selector.metrics.coalesced += 1
+                    body = await self._within(selector, shared, deadline, started)
                 else:
-                    body = await self._within(selector, self._read(selector, answer), deadline, started)
-            content_type = payload.content_type(body)
-        except SourceError as exc:
-            stand_in = _last_good(selector)
-            if stand_in is None:
-                return self._failed(selector, exc.outcome, str(exc), started)
-            duration = time.perf_counter() - started
-            self._note_failure(selector, exc.outcome, str(exc), duration, last_good=True)
-            selector.metrics.record("last_good", duration)
-            return self._held(request, selector, stand_in, payload.content_type(stand_in))
-        except Exception as exc:
-            log.debug("internal error", exc_info=True)
-            return self._failed(selector, "internal_error", f"internal error: {exc!r}"[:200], started)
-        response = self._held(request, selector, body, content_type)
-        if isinstance(response, HeldAnswer):
-            selector.metrics.record_success(len(body), started, time.perf_counter())
-            if selector.failure is not None:
-                selector.failure = None
-                log.info("scrape recovered", extra=fields(selector=selector.config.name))
-        return response
+                    answer = selector.source.fetch()
+                    # A source that answers without waiting (a file) returns bytes: with nothing
+                    # awaited, no deadline can pass and no client can go away, so none is registered
+                    # (~4 k instructions a scrape, docs/benchmarks.md).
+                    if isinstance(answer, bytes):
+                        body = answer
+                    else:
+                        body = await self._within(selector, self._read(selector, answer), deadline, started)
+                content_type = payload.content_type(body)
+            except SourceError as exc:
+                stand_in = _last_good(selector)
+                if stand_in is None:
+                    return self._failed(selector, exc.outcome, str(exc), started)
+                duration = time.perf_counter() - started
+                self._note_failure(selector, exc.outcome, str(exc), duration, last_good=True)
+                selector.metrics.record("last_good", duration)
+                held = self._held(request, selector, stand_in, payload.content_type(stand_in))
+                return held
+            except Exception as exc:
+                log.debug("internal error", exc_info=True)
+                return self._failed(selector, "internal_error", f"internal error: {exc!r}"[:200], started)
+            held = self._held(request, selector, body, content_type)
+            if isinstance(held, HeldAnswer):
+                selector.metrics.record_success(len(body), started, time.perf_counter())
+                if selector.failure is not None:
+                    selector.failure = None
+                    log.info("scrape recovered", extra=fields(selector=selector.config.name))
+            return held
+        finally:
+            if not isinstance(held, HeldAnswer):
+                budget.in_flight -= 1
 
     def _held(self, request: web.Request, selector: Selector, body: bytes, content_type: str) -> web.Response:
         """The answer, its bytes held in the budget until written; a 503 if they would overspend it."""

@@ -18,8 +18,10 @@ from tests.support.processes import (
     free_port,
     http_get,
     local_exporter_args,
+    poll,
     python_env,
     running,
+    scraped,
     wait_http,
 )
 
@@ -43,11 +45,6 @@ def _serving(tmp_path: Path, service: str, selectors: str) -> Iterator[tuple[str
         yield base, child
 
 
-def _sample(base: str, series: str) -> float:
-    lines = http_get(f"{base}/metrics").text.splitlines()
-    return float(next(line for line in lines if line.startswith(series + " ")).split()[-1])
-
-
 def _non_reader(base: str, selector: str) -> socket.socket:
     """A client that asks for `selector` and never reads the answer."""
     host, port = base.removeprefix("http://").rsplit(":", 1)
@@ -58,14 +55,6 @@ def _non_reader(base: str, selector: str) -> socket.socket:
     return client
 
 
-def _until(check: object, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    assert callable(check)
-    while not check():
-        assert time.monotonic() < deadline, "not reached in time"
-        time.sleep(0.1)
-
-
 def test_non_reading_clients_hold_at_most_the_budget_and_are_dropped_at_the_write_deadline(tmp_path: Path) -> None:
     _big_exposition(tmp_path / "big.prom")
     service = f"max_answer_bytes = {3 * BIG}\nwrite_timeout = 3\n"
@@ -73,7 +62,11 @@ def test_non_reading_clients_hold_at_most_the_budget_and_are_dropped_at_the_writ
     with _serving(tmp_path, service, selectors) as (base, _child):
         stalled = [_non_reader(base, "big") for _ in range(3)]
         try:
-            _until(lambda: _sample(base, "local_exporter_bridge_answer_bytes_held") >= 3 * (BIG - 200), 10)
+            poll(
+                "three answers held",
+                lambda: (scraped(base, "local_exporter_bridge_answer_bytes_held") >= 3 * (BIG - 200)) or None,
+                10,
+            )
             # The budget is spent: a scrape that would read is refused at once, with the reason.
             refused = http_get(f"{base}/bridge?selector=big")
             assert refused.status == 503
@@ -81,8 +74,12 @@ def test_non_reading_clients_hold_at_most_the_budget_and_are_dropped_at_the_writ
             metrics = http_get(f"{base}/metrics").text
             assert 'local_exporter_bridge_rejected_requests_total{reason="answer_memory"} 1.0' in metrics
             # The write deadline drops them and gives their bytes back.
-            _until(lambda: _sample(base, "local_exporter_bridge_write_timeouts_total") == 3, 10)
-            assert _sample(base, "local_exporter_bridge_answer_bytes_held") == 0
+            poll(
+                "three write timeouts",
+                lambda: (scraped(base, "local_exporter_bridge_write_timeouts_total") == 3) or None,
+                10,
+            )
+            assert scraped(base, "local_exporter_bridge_answer_bytes_held") == 0
             answer = http_get(f"{base}/bridge?selector=big", timeout=30)
             assert answer.status == 200 and len(answer.body) > BIG - 200
         finally:
@@ -95,7 +92,7 @@ def test_one_answer_larger_than_the_budget_is_served_alone(tmp_path: Path) -> No
     selectors = f'big = {{ kind = "file", path = "{tmp_path / "big.prom"}" }}\n'
     with _serving(tmp_path, "max_answer_bytes = 1024\n", selectors) as (base, _child):
         assert http_get(f"{base}/bridge?selector=big").status == 200
-        assert _sample(base, "local_exporter_bridge_answer_bytes_held") == 0
+        assert scraped(base, "local_exporter_bridge_answer_bytes_held") == 0
 
 
 def test_max_in_flight_counts_file_scrapes_until_written(tmp_path: Path) -> None:
@@ -105,7 +102,11 @@ def test_max_in_flight_counts_file_scrapes_until_written(tmp_path: Path) -> None
     with _serving(tmp_path, service, selectors) as (base, _child):
         stalled = [_non_reader(base, "big") for _ in range(2)]
         try:
-            _until(lambda: _sample(base, "local_exporter_bridge_answer_bytes_held") >= 2 * (BIG - 200), 10)
+            poll(
+                "two answers held",
+                lambda: (scraped(base, "local_exporter_bridge_answer_bytes_held") >= 2 * (BIG - 200)) or None,
+                10,
+            )
             refused = http_get(f"{base}/bridge?selector=big")
             assert refused.status == 503
             assert refused.text == "2 scrapes already being answered: try again later\n"
@@ -113,7 +114,11 @@ def test_max_in_flight_counts_file_scrapes_until_written(tmp_path: Path) -> None
             for client in stalled:
                 client.close()
         # Gone clients give their slots back: the next scrape is answered.
-        _until(lambda: http_get(f"{base}/bridge?selector=big", timeout=30).status == 200, 10)
+        poll(
+            "an answered scrape",
+            lambda: (http_get(f"{base}/bridge?selector=big", timeout=30).status == 200) or None,
+            10,
+        )
 
 
 @contextlib.contextmanager
@@ -166,11 +171,15 @@ def test_max_in_flight_counts_scrapes_that_join_a_coalesced_read(tmp_path: Path)
             ]
             for thread in waiting:
                 thread.start()
-            _until(lambda: _sample(base, 'local_exporter_bridge_in_flight_requests{selector="slow"}') == 2, 5)
+            poll(
+                "two scrapes in flight",
+                lambda: (scraped(base, 'local_exporter_bridge_in_flight_requests{selector="slow"}') == 2) or None,
+                5,
+            )
             # Two scrapes share one read; a third would join it, and is past the cap all the same.
             refused = http_get(f"{base}/bridge?selector=slow")
             assert refused.status == 503 and refused.text.startswith("2 scrapes already being answered")
             for thread in waiting:
                 thread.join(10)
             assert answers == [200, 200]
-            assert _sample(base, 'local_exporter_bridge_coalesced_requests_total{selector="slow"}') == 1
+            assert scraped(base, 'local_exporter_bridge_coalesced_requests_total{selector="slow"}') == 1

@@ -26,6 +26,7 @@ from tests.support.processes import (
     local_exporter_args,
     python_env,
     running,
+    scraped,
     wait_http,
 )
 
@@ -59,16 +60,6 @@ def _open_files_limit(child: Child) -> tuple[int, int]:
     )
     soft, hard = line.split()[3:5]
     return int(soft), int(hard)
-
-
-def _metric(base: str, name: str) -> float:
-    lines = http_get(f"{base}/metrics").text.splitlines()
-    return float(next(line for line in lines if line.startswith(name + " ") or line.startswith(name + "{")).split()[-1])
-
-
-def _sample(base: str, series: str) -> float:
-    lines = http_get(f"{base}/metrics").text.splitlines()
-    return float(next(line for line in lines if line.startswith(series + " ")).split()[-1])
 
 
 @contextlib.contextmanager
@@ -114,11 +105,11 @@ def test_half_open_connections_never_lock_out_a_health_check_under_a_1024_limit(
             # Every one of them waits for its header: a health check takes the oldest one's place.
             for _ in range(5):
                 assert http_get(f"{base}/-/healthy", timeout=5).status == 200
-            displaced = _sample(base, 'local_exporter_bridge_connections_dropped_total{reason="displaced"}')
+            displaced = scraped(base, 'local_exporter_bridge_connections_dropped_total{reason="displaced"}')
             cap = 1024 - 64
             assert displaced >= FLOOD - cap
-            assert _sample(base, 'local_exporter_bridge_connections_dropped_total{reason="refused"}') == 0
-            assert _metric(base, "local_exporter_bridge_connections_open") <= cap + 1
+            assert scraped(base, 'local_exporter_bridge_connections_dropped_total{reason="refused"}') == 0
+            assert scraped(base, "local_exporter_bridge_connections_open") <= cap + 1
             assert len(os.listdir(f"/proc/{child.process.pid}/fd")) < 1024
         finally:
             for client in flood:

@@ -187,6 +187,12 @@ def http_get(
             return HttpAnswer(exc.code, dict(exc.headers.items()), exc.read())
 
 
+def scraped(base: str, series: str) -> float:
+    """The value of one series (`name` or `name{labels}`, as written) on `base`/metrics."""
+    lines = http_get(f"{base}/metrics").text.splitlines()
+    return float(next(line for line in lines if line.startswith(series + " ")).split()[-1])
+
+
 def wait_http(
     url: str,
     timeout: float,
