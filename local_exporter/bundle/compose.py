@@ -36,6 +36,8 @@ GRAFANA_IMAGE = "docker.io/grafana/grafana:11.6.1"
 RECEIVER = "receiver"
 RECEIVER_PORT = 9099
 LOOPBACK = frozenset(("127.0.0.1", "localhost", "::1"))
+#: The stack's cluster name (its Prometheus' external label).
+CLUSTER = "compose"
 #: Where the simulated fleet writes (and Prometheus reads) its file_sd targets.
 SIM_DIRECTORY = "/sim"
 PYTHON = "/opt/local_exporter/bin/python"
@@ -52,7 +54,7 @@ FLEET_COMMAND = (
 )
 
 
-def _http_check(url: str, *, python: bool = False) -> dict[str, Any]:
+def http_check(url: str, *, python: bool = False) -> dict[str, Any]:
     probe = (
         [PYTHON, "-c", f"import urllib.request; urllib.request.urlopen({url!r}, timeout=3)"]
         if python
@@ -61,7 +63,7 @@ def _http_check(url: str, *, python: bool = False) -> dict[str, Any]:
     return {"test": ["CMD", *probe], "interval": "10s", "timeout": "5s", "retries": 5, "start_period": "20s"}
 
 
-def _healthy(*services: str) -> dict[str, Any]:
+def healthy(*services: str) -> dict[str, Any]:
     return {service: {"condition": "service_healthy"} for service in services}
 
 
@@ -82,20 +84,20 @@ def compose_data(config: BundleConfig) -> dict[str, Any]:
                     f"{DBUS_DIRECTORY}:{DBUS_DIRECTORY}:ro",
                     f"bridge-state:{STATE_DIRECTORY}",
                 ],
-                "healthcheck": _http_check(f"http://127.0.0.1:{BRIDGE_PORT}/-/healthy", python=True),
+                "healthcheck": http_check(f"http://127.0.0.1:{BRIDGE_PORT}/-/healthy", python=True),
             },
             "fleet": {
                 "profiles": ["demo"],
                 "image": config.image,
-                "depends_on": _healthy("bridge"),
+                "depends_on": healthy("bridge"),
                 "command": list(FLEET_COMMAND),
                 "volumes": [f"sim:{SIM_DIRECTORY}"],
-                "healthcheck": _http_check("http://127.0.0.1:19100/-/healthy", python=True),
+                "healthcheck": http_check("http://127.0.0.1:19100/-/healthy", python=True),
             },
             "prometheus": {
                 "image": PROMETHEUS_IMAGE,
                 "restart": "unless-stopped",
-                "depends_on": _healthy("bridge", "alertmanager"),
+                "depends_on": healthy("bridge", "alertmanager"),
                 "command": [
                     "--config.file=/etc/prometheus/prometheus.yml",
                     "--storage.tsdb.path=/prometheus",
@@ -108,7 +110,7 @@ def compose_data(config: BundleConfig) -> dict[str, Any]:
                     f"sim:{SIM_DIRECTORY}:ro",
                     "prometheus-data:/prometheus",
                 ],
-                "healthcheck": _http_check("http://127.0.0.1:9090/-/ready"),
+                "healthcheck": http_check("http://127.0.0.1:9090/-/ready"),
             },
             "alertmanager": {
                 "image": ALERTMANAGER_IMAGE,
@@ -120,18 +122,18 @@ def compose_data(config: BundleConfig) -> dict[str, Any]:
                     "../alertmanager/templates:/etc/alertmanager/templates:ro",
                     "alertmanager-data:/alertmanager",
                 ],
-                "healthcheck": _http_check("http://127.0.0.1:9093/-/ready"),
+                "healthcheck": http_check("http://127.0.0.1:9093/-/ready"),
             },
             RECEIVER: {
                 "image": config.image,
                 "restart": "unless-stopped",
                 "command": ["receive", "--address", "0.0.0.0", "--port", str(RECEIVER_PORT)],
-                "healthcheck": _http_check(f"http://127.0.0.1:{RECEIVER_PORT}/-/healthy", python=True),
+                "healthcheck": http_check(f"http://127.0.0.1:{RECEIVER_PORT}/-/healthy", python=True),
             },
             "grafana": {
                 "image": GRAFANA_IMAGE,
                 "restart": "unless-stopped",
-                "depends_on": _healthy("prometheus"),
+                "depends_on": healthy("prometheus"),
                 "environment": {
                     "GF_AUTH_ANONYMOUS_ENABLED": "true",
                     "GF_AUTH_ANONYMOUS_ORG_ROLE": "Viewer",
@@ -143,7 +145,7 @@ def compose_data(config: BundleConfig) -> dict[str, Any]:
                     f"../{dashboards.DIRECTORY}:{provisioning_mount}:ro",
                     "grafana-data:/var/lib/grafana",
                 ],
-                "healthcheck": _http_check("http://127.0.0.1:3000/api/health"),
+                "healthcheck": http_check("http://127.0.0.1:3000/api/health"),
             },
         },
         "volumes": {"sim": {}, "bridge-state": {}, "prometheus-data": {}, "alertmanager-data": {}, "grafana-data": {}},
@@ -160,7 +162,7 @@ def prometheus_data(config: BundleConfig) -> dict[str, Any]:
             "scrape_interval": config.scrape_interval,
             "scrape_timeout": "10s",
             "evaluation_interval": config.scrape_interval,
-            "external_labels": {config.cluster_label: "compose"},
+            "external_labels": {config.cluster_label: CLUSTER},
         },
         "rule_files": ["/etc/prometheus/rules/*.yml"],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": ["alertmanager:9093"]}]}]},

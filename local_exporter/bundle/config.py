@@ -176,6 +176,9 @@ class BundleConfig:
     #: directory (`getent group zincati`): the bridge's container gets it as a supplementary group.
     #: Fedora CoreOS allocates it with systemd-sysusers at first boot, so check it on one host.
     agent_group_id: int = 977
+    #: Prometheus shards in the scale-out stack (compose/scale-out.yaml): each scrapes the targets
+    #: whose address hashes to it and remote-writes them into VictoriaMetrics.
+    scale_out_shards: int = 2
 
     # --- dashboards --------------------------------------------------------------------------------
     #: Every dashboard's uid starts with this (uids are what links between dashboards use).

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 from urllib.parse import urlsplit
 
+from local_exporter.bundle import scale_out
 from local_exporter.bundle.alerts import alert_groups
 from local_exporter.bundle.config import DURATION_SUFFIXES, SECONDS_SUFFIX, BundleConfig, MaintenanceWindow, job_of
 from local_exporter.common.durations import parse_duration
@@ -195,6 +196,12 @@ def _group_id(value: int) -> str | None:
     return None if 1 <= value <= 4294967294 else f"must be a group id from 1 to 4294967294, got {value}"
 
 
+def _shards(value: int) -> str | None:
+    return (
+        None if 1 <= value <= scale_out.MAX_SHARDS else f"must be from 1 to {scale_out.MAX_SHARDS} shards, got {value}"
+    )
+
+
 def _non_empty(value: str) -> str | None:
     return None if value.strip() else "must not be empty"
 
@@ -253,6 +260,7 @@ CHECKS: dict[str, Check] = {
     "max_updating_ratio": _share,
     "image": _image,
     "agent_group_id": _group_id,
+    "scale_out_shards": _shards,
     "name": _non_empty,
     "weekdays": _weekdays,
     "start_time": _time_of_day,

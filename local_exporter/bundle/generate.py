@@ -17,6 +17,7 @@ from local_exporter.bundle import (
     kubernetes,
     prometheus_config,
     provisioning,
+    scale_out,
 )
 from local_exporter.bundle.alerts import alert_groups, vmalert_alert_groups
 from local_exporter.bundle.config import BundleConfig
@@ -49,6 +50,7 @@ def render(config: BundleConfig) -> dict[str, str]:
         **dashboards.render(config),
         **provisioning.render(config),
         **compose.render(config),
+        **scale_out.render(config),
         **kubernetes.render(config),
         **fcos.render(config),
         **grafana_k8s.render(config),

@@ -3,6 +3,8 @@ provider that loads dashboards/*.json read-only. The compose stack mounts both (
 
 from __future__ import annotations
 
+from typing import Any
+
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.yamltext import dump
 
@@ -18,13 +20,15 @@ PROMETHEUS_URL = "http://prometheus:9090"
 DATASOURCE_UID = "prometheus"
 
 
-def datasource_text(config: BundleConfig) -> str:
-    source = {
-        "name": "Prometheus",
+def datasource(config: BundleConfig, *, name: str = "Prometheus", url: str = PROMETHEUS_URL) -> dict[str, Any]:
+    """The data source the dashboards read (by its uid), at `url`: a Prometheus, or a store
+    that answers Prometheus' query API (VictoriaMetrics, bundle/scale_out.py)."""
+    return {
+        "name": name,
         "uid": DATASOURCE_UID,
         "type": "prometheus",
         "access": "proxy",
-        "url": PROMETHEUS_URL,
+        "url": url,
         "isDefault": True,
         "editable": False,
         "jsonData": {
@@ -34,7 +38,10 @@ def datasource_text(config: BundleConfig) -> str:
             "httpMethod": "POST",
         },
     }
-    return dump({"apiVersion": 1, "datasources": [source]})
+
+
+def datasource_text(config: BundleConfig) -> str:
+    return dump({"apiVersion": 1, "datasources": [datasource(config)]})
 
 
 def dashboards_text(config: BundleConfig) -> str:

@@ -42,6 +42,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bridge-port-base", type=port_or_any, default=19100, help="host N's bridge port; 0: any free ports"
     )
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=0,
+        help="run the bundle's scale-out topology: this many Prometheus shards (agent mode) splitting the "
+        "bridges between them and writing into VictoriaMetrics, where vmalert evaluates the rules "
+        "(Debian's victoria-metrics); default 0: one Prometheus",
+    )
+    parser.add_argument(
+        "--victoria-metrics-port", type=port_or_any, default=8428, help="with --shards; 0: any free port"
+    )
+    parser.add_argument("--vmalert-port", type=port_or_any, default=8880, help="with --shards; 0: any free port")
     parser.add_argument("--dir", type=Path, help="keep the demo's files here (default: a temporary directory)")
     parser.add_argument(
         "--inferred",

@@ -12,19 +12,18 @@ import sys
 import tempfile
 import time
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
-from local_exporter.bundle import alertmanager, rules
+from local_exporter.bundle import alertmanager, rules, scale_out
 from local_exporter.bundle.config import BundleConfig, Receivers
 from local_exporter.bundle.generate import write
 from local_exporter.common import jobs
 from local_exporter.common.loop import new_loop, stop_on_signals
-from local_exporter.demo import servers
+from local_exporter.demo import servers, stores
 from local_exporter.demo.receiver import Receiver
 from local_exporter.demo.servers import DemoError
 from local_exporter.sim import scenario_file
@@ -38,7 +37,6 @@ EXAMPLE_QUERIES = (
     f"sum by (os_version) ({rules.HOSTS_BY_VERSION})",
     'ALERTS{alertstate="firing"}',
 )
-CLUSTER = "demo"
 
 
 @dataclass(frozen=True)
@@ -46,6 +44,8 @@ class Ports:
     prometheus: int
     alertmanager: int
     receiver: int
+    victoria_metrics: int
+    vmalert: int
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,9 +53,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.speed <= 0 or args.progress_every <= 0 or args.duration < 0:
             raise DemoError("--speed and --progress-every must be positive, --duration not negative")
-        missing = servers.missing_binaries()
+        if not 0 <= args.shards <= scale_out.MAX_SHARDS:
+            raise DemoError(f"--shards must be from 0 (one Prometheus) to {scale_out.MAX_SHARDS}, got {args.shards}")
+        missing = servers.missing_binaries(sharded=args.shards > 0)
         if missing:
-            packages = " ".join(servers.PACKAGES[m] for m in missing)
+            packages = " ".join(dict.fromkeys(servers.PACKAGES[m] for m in missing))
             raise DemoError(f"needs {', '.join(missing)}: run scripts/bootstrap, or `sudo apt-get install {packages}`")
         ports = _ports(args, scenario)
         problem = ensure_descriptors(scenario.hosts)
@@ -75,11 +77,14 @@ def _ports(args: argparse.Namespace, scenario: Scenario) -> Ports:
     """Every port the demo will listen on, checked free before anything starts."""
     address = args.address
     fixed = [
-        (args.prometheus_port, "--prometheus-port"),
+        # Sharded, the demo runs no Prometheus of its own on a fixed port: the shards take any.
+        *([] if args.shards else [(args.prometheus_port, "--prometheus-port")]),
         (args.alertmanager_port, "--alertmanager-port"),
         (args.receiver_port, "--receiver-port"),
         (args.airlock_port, "--airlock-port"),
     ]
+    if args.shards:
+        fixed += [(args.victoria_metrics_port, "--victoria-metrics-port"), (args.vmalert_port, "--vmalert-port")]
     if args.bridge_port_base:
         fixed += [(args.bridge_port_base + i, "--bridge-port-base") for i in range(scenario.hosts)]
     seen: dict[int, str] = {}
@@ -92,7 +97,13 @@ def _ports(args: argparse.Namespace, scenario: Scenario) -> Ports:
     def chosen(port: int) -> int:
         return port or servers.free_port(address)
 
-    return Ports(chosen(args.prometheus_port), chosen(args.alertmanager_port), chosen(args.receiver_port))
+    return Ports(
+        chosen(args.prometheus_port),
+        chosen(args.alertmanager_port),
+        chosen(args.receiver_port),
+        chosen(args.victoria_metrics_port) if args.shards else 0,
+        chosen(args.vmalert_port) if args.shards else 0,
+    )
 
 
 async def _demo(args: argparse.Namespace, scenario: Scenario, ports: Ports, directory: Path) -> int:
@@ -105,6 +116,8 @@ async def _demo(args: argparse.Namespace, scenario: Scenario, ports: Ports, dire
     )
     # Every host reports its own phase unless --inferred: the bundle for such a fleet infers none.
     config = BundleConfig(receivers=receivers, infer_phases=args.inferred).scaled(speed)
+    if args.shards:
+        config = replace(config, scale_out_shards=args.shards)
     write(directory / "bundle", config)
     _log_bridges_to(directory / "bridges.log")
     stop = stop_on_signals()
@@ -126,6 +139,7 @@ async def _demo(args: argparse.Namespace, scenario: Scenario, ports: Ports, dire
     receiver = Receiver(out=lambda line: print(line, flush=True))
     receiver_runner = web.AppRunner(receiver.app(), access_log=None)
     started: list[servers.Server] = []
+    listen = stores.Listen(address, ports.prometheus, ports.alertmanager, ports.victoria_metrics, ports.vmalert)
     fleet_running: asyncio.Task[None] | None = None
     try:
         try:
@@ -136,9 +150,13 @@ async def _demo(args: argparse.Namespace, scenario: Scenario, ports: Ports, dire
         await receiver_runner.setup()
         await web.TCPSite(receiver_runner, address, ports.receiver).start()
         started.append(await asyncio.to_thread(_alertmanager, config, directory, address, ports.alertmanager))
-        started.append(await asyncio.to_thread(_prometheus, config, live, directory, address, ports))
-        _banner(args, scenario, live, ports, started, directory)
-        await _report_progress(started[-1].url, live, receiver, stop, args.progress_every)
+        fleet = live.options.directory
+        if args.shards:
+            store = await asyncio.to_thread(stores.sharded, config, fleet, directory, listen, args.shards, started)
+        else:
+            store = await asyncio.to_thread(stores.single, config, fleet, directory, listen, started)
+        _banner(args, scenario, live, ports, store, directory)
+        await _report_progress(store.query_url, live, receiver, stop, args.progress_every)
     finally:
         stop.set()
         for server in reversed(started):
@@ -148,8 +166,9 @@ async def _demo(args: argparse.Namespace, scenario: Scenario, ports: Ports, dire
             await fleet_running
         await live.close()
         kept = f"; files kept in {directory}" if args.dir else ""
+        stores_down = f"{args.shards} Prometheus shards, VictoriaMetrics, vmalert" if args.shards else "Prometheus"
         print(
-            f"demo stopped: Prometheus, Alertmanager, the receiver and "
+            f"demo stopped: {stores_down}, Alertmanager, the receiver and "
             f"{len(live.bridge_ports) + len(live.flatcar_ports)} bridges are down{kept}"
         )
     return 0
@@ -187,50 +206,21 @@ def _alertmanager(config: BundleConfig, directory: Path, address: str, port: int
     return servers.start("Alertmanager", argv, f"http://{address}:{port}", directory / "alertmanager.log")
 
 
-def _prometheus(config: BundleConfig, live: LiveFleet, directory: Path, address: str, ports: Ports) -> servers.Server:
-    written = yaml.safe_load((live.options.directory / "prometheus" / "prometheus.yml").read_text())
-    data: dict[str, Any] = {
-        "global": {
-            "scrape_interval": config.scrape_interval,
-            "scrape_timeout": config.scrape_interval,
-            "evaluation_interval": config.scrape_interval,
-            "external_labels": {config.cluster_label: CLUSTER},
-        },
-        "rule_files": [str(path) for path in sorted((directory / "bundle" / "prometheus" / "rules").glob("*.yml"))],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{address}:{ports.alertmanager}"]}]}]},
-        "scrape_configs": written["scrape_configs"],
-    }
-    path = directory / "prometheus.yml"
-    path.write_text(json.dumps(data, indent=2))
-    argv = [
-        servers.PROMETHEUS,
-        f"--config.file={path}",
-        f"--storage.tsdb.path={directory / 'prometheus-data'}",
-        f"--web.listen-address={address}:{ports.prometheus}",
-        "--storage.tsdb.retention.time=1d",
-        "--rules.alert.resend-delay=2s",
-    ]
-    return servers.start("Prometheus", argv, f"http://{address}:{ports.prometheus}", directory / "prometheus.log")
-
-
 def _banner(
     args: argparse.Namespace,
     scenario: Scenario,
     live: LiveFleet,
     ports: Ports,
-    started: list[servers.Server],
+    store: stores.Stores,
     directory: Path,
 ) -> None:
     address = args.address
-    alertmanager_server, prometheus = started
+    alertmanager_server = store.servers[0]
     release = next(r.version for r in scenario.releases if r.os == FEDORA_COREOS)
     bridges, flatcar_bridges = port_range(live.bridge_ports), port_range(live.flatcar_ports)
     flatcar = scenario.flatcar
     flatcar_release = next((r.version for r in scenario.releases if r.os == FLATCAR), "")
     also = f" and {flatcar.hosts} Flatcar hosts {flatcar_release} through locksmith" if flatcar is not None else ""
-    graph = "\n".join(
-        f"                {prometheus.url}/graph?g0.expr={urllib.parse.quote(q)}&g0.tab=0" for q in EXAMPLE_QUERIES
-    )
     flatcar_line = (
         f"  Flatcar       http://{address}:{flatcar_bridges}  one per host: "
         f"/bridge?selector={jobs.FLATCAR_AGENT_SELECTOR} (os_update reading update_engine), /metrics\n"
@@ -242,7 +232,7 @@ def _banner(
         f"{args.speed:g}x real "
         f"time ({scenario.duration / 3600:g} h of scenario in {scenario.duration / args.speed / 60:.0f} min). "
         "Ctrl-C stops.\n"
-        f"  Prometheus    {prometheus.url}  (pid {prometheus.process.pid}); the rollout views:\n{graph}\n"
+        f"{_store_lines(store)}"
         f"  Alertmanager  {alertmanager_server.url}  (pid {alertmanager_server.process.pid})\n"
         f"  bridges       http://{address}:{bridges}  one per host: /bridge?selector={jobs.AGENT_SELECTOR}, /metrics"
         f"{'' if args.inferred else ' (the host reports its own phase: os_update)'}\n"
@@ -256,6 +246,33 @@ def _banner(
         f"  files         {directory}  (the generated bundle, each host's socket and bridge config, the logs)\n"
         "Alerts print as they fire and resolve; a progress line every few seconds:",
         flush=True,
+    )
+
+
+def _store_lines(store: stores.Stores) -> str:
+    """The banner's lines for where the series are: one Prometheus, or the scale-out topology."""
+    if not store.shards:
+        (_alertmanager, prometheus) = store.servers
+        graph = "".join(
+            f"                {prometheus.url}/graph?g0.expr={urllib.parse.quote(q)}&g0.tab=0\n"
+            for q in EXAMPLE_QUERIES
+        )
+        return f"  Prometheus    {prometheus.url}  (pid {prometheus.process.pid}); the rollout views:\n{graph}"
+    (_alertmanager, victoria_metrics, *shards, vmalert) = store.servers
+    # Debian's VictoriaMetrics has no web UI: its query API, which Grafana reads as a Prometheus'.
+    queries = "".join(
+        f"                {victoria_metrics.url}/api/v1/query?query={urllib.parse.quote(q)}\n" for q in EXAMPLE_QUERIES
+    )
+    return (
+        f"  VictoriaMetrics {victoria_metrics.url}  (pid {victoria_metrics.process.pid}): the store, "
+        f"queried like a Prometheus; the rollout views:\n{queries}"
+        f"  shards        {len(shards)} Prometheus in agent mode, each scraping the targets whose address hashes to it "
+        f"and writing them into the store: "
+        + ", ".join(f"{shard.url}/targets (pid {shard.process.pid})" for shard in shards)
+        + "\n"
+        f"  vmalert       {vmalert.url}  (pid {vmalert.process.pid}): the bundle's rules and alerts, on the store "
+        "(its counts trail one Prometheus': the store shows a new series some 10 s after it is written, and a "
+        "rule that reads another's result reads it from the store; docs/deploy.md)\n"
     )
 
 

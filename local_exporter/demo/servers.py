@@ -16,8 +16,16 @@ from pathlib import Path
 
 PROMETHEUS = "prometheus"
 ALERTMANAGER = "prometheus-alertmanager"
+#: The scale-out topology's store and ruler (`demo --shards N`).
+VICTORIA_METRICS = "victoria-metrics"
+VMALERT = "vmalert"
 #: Debian's package of each binary, for the message when one is missing.
-PACKAGES = {PROMETHEUS: "prometheus", ALERTMANAGER: "prometheus-alertmanager"}
+PACKAGES = {
+    PROMETHEUS: "prometheus",
+    ALERTMANAGER: "prometheus-alertmanager",
+    VICTORIA_METRICS: "victoria-metrics",
+    VMALERT: "victoria-metrics",
+}
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 
@@ -26,8 +34,9 @@ class DemoError(Exception):
     """Something the user can fix: the message says what."""
 
 
-def missing_binaries() -> list[str]:
-    return [name for name in (PROMETHEUS, ALERTMANAGER) if shutil.which(name) is None]
+def missing_binaries(*, sharded: bool = False) -> list[str]:
+    needed = (PROMETHEUS, ALERTMANAGER, *((VICTORIA_METRICS, VMALERT) if sharded else ()))
+    return [name for name in needed if shutil.which(name) is None]
 
 
 def check_port(address: str, port: int, flag: str) -> None:

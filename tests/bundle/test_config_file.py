@@ -142,6 +142,8 @@ location = "Mars/Olympus_Mons"
         ('receivers = "x"', "must be a table, got string 'x'"),
         ('dashboard_folder = " "', "must not be empty"),
         ("scrape_interval = '1m30'", "must be a Prometheus duration"),
+        ("scale_out_shards = 0", "must be from 1 to 64 shards, got 0"),
+        ("scale_out_shards = 65", "must be from 1 to 64 shards, got 65"),
     ],
 )
 def test_each_bad_value_is_named(line: str, problem: str) -> None:
