@@ -54,12 +54,25 @@ class Backfill:
         )
 
 
+def openmetrics_path(data: Path) -> Path:
+    """Where `backfill` writes the history it loads into `data`."""
+    return data.parent / "history.om"
+
+
 def backfill(
-    hosts: int, minutes: float, interval: float, end: float, data: Path, *, reported: bool = False
+    hosts: int,
+    minutes: float,
+    interval: float,
+    end: float,
+    data: Path,
+    *,
+    reported: bool = False,
+    keep_openmetrics: bool = False,
 ) -> Backfill:
     """The fleet's history ending at `end`, as blocks in `data`; with `reported`, every host
-    scraped through an os_update selector (its own phase families too)."""
-    om = data.parent / "history.om"
+    scraped through an os_update selector (its own phase families too). With `keep_openmetrics`
+    the OpenMetrics file is left at `openmetrics_path(data)` for another store to load."""
+    om = openmetrics_path(data)
     began = time.perf_counter()
     history = write_history(scenario(hosts, minutes, end), om, interval=interval, reported=reported)
     generated = time.perf_counter() - began
@@ -67,7 +80,8 @@ def backfill(
     subprocess.run(
         ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(om), str(data)], check=True, capture_output=True
     )
-    om.unlink()
+    if not keep_openmetrics:
+        om.unlink()
     return Backfill(history, generated, time.perf_counter() - began)
 
 
