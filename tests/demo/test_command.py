@@ -173,14 +173,12 @@ def test_the_sharded_demo_runs_alerts_and_leaves_nothing_behind(tmp_path: Path) 
         for n in (1, 3):
             status, body = _get(f"{shards.group(n)}/api/v1/targets?state=active")
             assert status == 200 and json.loads(body)["data"]["activeTargets"], body[:200]
-        # An alert one of the scenario's injected faults causes (a dead-end release, an agent down or
-        # stale), evaluated by vmalert on the store.
-        out.wait_for(
-            r"alert -> (ticket|pager) +FIRING +OSUpdate(BootedDeadEnd|AgentDown|AgentStale|ChecksFailing)", 150
-        )
+        # vmalert evaluates the alerts on the store and Alertmanager routes them to the receiver:
+        # the heartbeat, at once (a fault's page through vmalert: tests/bundle/test_victoria_live.py).
+        out.wait_for(r"alert -> heartbeat +FIRING +OSUpdateHeartbeat", 60)
         # Each OS's rollout, from the rules vmalert recorded in the store (chained rules there lag
         # the fleet: docs/deploy.md, so the host counts are not compared).
-        out.wait_for(r"\[scenario \d+:\d+\] fedora-coreos newest [\d.]+ on \d+/\d+ hosts; flatcar newest", 10)
+        out.wait_for(r"\[scenario \d+:\d+\] fedora-coreos newest [\d.]+ on \d+/\d+ hosts; flatcar newest", 90)
         process.send_signal(signal.SIGINT)
         assert process.wait(60) == 0
         out.wait_for(
