@@ -94,8 +94,13 @@ def _ports(args: argparse.Namespace, scenario: Scenario) -> Ports:
         seen[port] = flag
         servers.check_port(address, port, flag)
 
+    taken = {port for port, _flag in fixed if port}
+
     def chosen(port: int) -> int:
-        return port or servers.free_port(address)
+        if not port:
+            port = servers.free_port(address, avoid=taken)
+            taken.add(port)
+        return port
 
     return Ports(
         chosen(args.prometheus_port),

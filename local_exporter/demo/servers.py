@@ -11,6 +11,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,8 @@ PACKAGES = {
     VMALERT: "victoria-metrics",
 }
 READY_TIMEOUT = 60.0
+#: How long a server that answers ready must keep running to be taken as the one answering.
+BIND_GRACE = 0.5
 STOP_TIMEOUT = 10.0
 
 
@@ -56,11 +59,15 @@ def check_port(address: str, port: int, flag: str) -> None:
             ) from None
 
 
-def free_port(address: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((address, 0))
-        port: int = probe.getsockname()[1]
-        return port
+def free_port(address: str, avoid: Collection[int] = ()) -> int:
+    """A port free now, other than those in `avoid`: the kernel may hand out a port it just gave
+    for a probe that closed, and ports chosen but not yet bound must stay apart."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((address, 0))
+            port: int = probe.getsockname()[1]
+        if port not in avoid:
+            return port
 
 
 @dataclass
@@ -72,18 +79,23 @@ class Server:
 
 
 def start(name: str, argv: list[str], url: str, log: Path) -> Server:
-    """Run `argv` (its output to `log`) and wait until `url`/-/ready answers."""
+    """Run `argv` (its output to `log`) and wait until `url`/-/ready answers while it runs."""
     with log.open("ab") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     server = Server(name, url, process, log)
     deadline = time.monotonic() + READY_TIMEOUT
-    while not _ready(f"{url}/-/ready"):
+    while True:
+        if _ready(f"{url}/-/ready"):
+            # Someone else may answer on that port (ours then fails to bind and exits): ready
+            # only if ours is still running once it has had the time to bind.
+            time.sleep(BIND_GRACE)
+            if process.poll() is None:
+                return server
         if process.poll() is not None or time.monotonic() > deadline:
             stop(server)
             tail = log.read_text(errors="replace").strip().splitlines()[-5:]
             raise DemoError(f"{name} did not start (its log, {log}):\n  " + "\n  ".join(tail))
         time.sleep(0.2)
-    return server
 
 
 def stop(server: Server) -> None:

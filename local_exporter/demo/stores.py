@@ -120,7 +120,8 @@ def sharded(
         )
         path = directory / f"prometheus-shard-{shard}.yml"
         path.write_text(json.dumps(data, indent=2))
-        port = servers.free_port(address)
+        # Not vmalert's port, chosen but not bound until the shards run.
+        port = servers.free_port(address, avoid=(listen.vmalert,))
         argv = [
             servers.PROMETHEUS,
             f"--config.file={path}",

@@ -124,6 +124,7 @@ def test_the_sharded_demo_runs_alerts_and_leaves_nothing_behind(tmp_path: Path) 
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # on a failure, its whole group goes: no server outlives the test
     )
     out = Output(process)
     try:
@@ -188,7 +189,7 @@ def test_the_sharded_demo_runs_alerts_and_leaves_nothing_behind(tmp_path: Path) 
         )
     finally:
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         out.close()
     assert not [pid for pid in pids if _alive(pid)], "a server the demo started is still running"
