@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,36 @@ def wrk_result(out: str) -> dict[str, Any]:
         "errors": int(errors.group(1)) if errors else 0,
         "socket_errors": socket_errors.group(1) if socket_errors else "",
     }
+
+
+@dataclass
+class Server:
+    """A server a benchmark started: stop it with `stop(server.process)`."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def start_server(name: str, args: list[str], directory: Path, url: str, ready: str, timeout: float = 120) -> Server:
+    """Run `args` in `directory` (its output to NAME.log there) until `url` + `ready` answers 200."""
+    directory.mkdir(parents=True, exist_ok=True)
+    log = directory / f"{name}.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=directory)
+    server = Server(name, process, url, log)
+    deadline = time.monotonic() + timeout
+    while not http_ok(url + ready):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(process)
+            raise RuntimeError(f"{name} did not start: {log.read_text()[-1500:]}")
+        time.sleep(0.3)
+    return server
 
 
 def wait_until(what: str, ready: Callable[[], bool], process: subprocess.Popen[bytes], log: Path) -> None:

@@ -105,16 +105,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from procs import ROOT, child_env, cpu_seconds, free_port, http_ok, rss_mb, stop
+from procs import ROOT, Server, child_env, cpu_seconds, free_port, rss_mb, start_server, stop
 
 sys.path.insert(0, str(ROOT))
 
 from backfilled import backfill, openmetrics_path, preamble, scenario, start_prometheus
 from scrape_bodies import render_rounds
 
+from local_exporter.bundle import scale_out
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.generate import VMALERT_ALERTS_PATH, write
-from local_exporter.bundle.scale_out import shard_relabeling
 from local_exporter.common.durations import parse_duration
 
 EVALUATION_INTERVAL = 15
@@ -133,61 +133,40 @@ HOUR_METRIC_IDS = 'type="storage/hour_metric_ids"'
 # --- processes ------------------------------------------------------------------------------
 
 
-@dataclass
-class Server:
-    name: str
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
+#: Queries read what was just written, not a cache: as in the tests (tests/support/victoria.py).
+FRESH = ("-search.latencyOffset=0s", "-search.disableCache")
 
 
-def _start(name: str, args: list[str], directory: Path, url: str, ready: str, timeout: float = 120) -> Server:
-    directory.mkdir(parents=True, exist_ok=True)
-    log = directory / f"{name}.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=directory)
-    server = Server(name, process, url, log)
-    deadline = time.monotonic() + timeout
-    while not http_ok(url + ready):
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop(process)
-            raise RuntimeError(f"{name} did not start: {log.read_text()[-1500:]}")
-        time.sleep(0.3)
-    return server
-
-
-def start_victoria_metrics(directory: Path) -> Server:
+def start_victoria_metrics(directory: Path, flags: tuple[str, ...] = FRESH) -> Server:
+    """VictoriaMetrics with the bundle's flags (bundle/scale_out.py) and `flags`."""
     port = free_port()
+    listen, data = f"127.0.0.1:{port}", str(directory / "data")
     args = [
         "victoria-metrics",
-        f"-storageDataPath={directory / 'data'}",
-        f"-httpListenAddr=127.0.0.1:{port}",
-        "-retentionPeriod=1d",
-        "-search.latencyOffset=0s",
-        "-search.disableCache",
+        *scale_out.victoria_metrics_flags(listen=listen, data=data, retention="1d"),
+        *flags,
         "-loggerLevel=WARN",
     ]
-    return _start("victoria-metrics", args, directory, f"http://127.0.0.1:{port}", "/health")
+    return start_server("victoria-metrics", args, directory, f"http://{listen}", "/health")
 
 
 def start_vmalert(directory: Path, store: str, rule_files: list[Path], notifier: str) -> Server:
+    """vmalert with the bundle's flags, every EVALUATION_INTERVAL, naming no cluster."""
     port = free_port()
     args = [
         "vmalert",
-        *(f"-rule={path}" for path in rule_files),
-        f"-datasource.url={store}",
-        f"-remoteWrite.url={store}",
-        f"-remoteRead.url={store}",
-        f"-notifier.url={notifier}",
-        f"-evaluationInterval={EVALUATION_INTERVAL}s",
-        f"-httpListenAddr=127.0.0.1:{port}",
+        *scale_out.vmalert_flags(
+            BundleConfig(),
+            rules=[str(path) for path in rule_files],
+            store=store,
+            notifier=notifier,
+            listen=f"127.0.0.1:{port}",
+            cluster=None,
+            evaluation_interval=f"{EVALUATION_INTERVAL}s",
+        ),
         "-loggerLevel=WARN",
     ]
-    return _start("vmalert", args, directory, f"http://127.0.0.1:{port}", "/health")
+    return start_server("vmalert", args, directory, f"http://127.0.0.1:{port}", "/health")
 
 
 def start_prometheus_server(directory: Path, config: dict[str, Any], flags: tuple[str, ...] = ()) -> Server:
@@ -205,13 +184,13 @@ def start_agent(directory: Path, name: str, config: dict[str, Any]) -> Server:
     port = free_port()
     args = [
         "prometheus",
-        "--enable-feature=agent",
+        *scale_out.AGENT_FLAGS,
         f"--config.file={path}",
         f"--storage.agent.path={directory / 'agent'}",
         f"--web.listen-address=127.0.0.1:{port}",
         "--log.level=warn",
     ]
-    return _start(name, args, directory, f"http://127.0.0.1:{port}", "/-/ready")
+    return start_server(name, args, directory, f"http://127.0.0.1:{port}", "/-/ready")
 
 
 @contextmanager
@@ -823,7 +802,7 @@ def ingest_sharded(args: argparse.Namespace, bodies: Path, directory: Path, offe
             write_url = f"{victoria.url}/api/v1/write"
             for n in range(shards):
                 job = scrape_job(ports, args.scrape_interval_s)
-                job["relabel_configs"] = shard_relabeling(n, shards)
+                job["relabel_configs"] = scale_out.shard_relabeling(n, shards)
                 config = {
                     "global": {"scrape_interval": f"{args.scrape_interval_s:g}s"},
                     "scrape_configs": [job],

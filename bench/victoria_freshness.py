@@ -37,9 +37,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from procs import ROOT, free_port, http_ok, stop
+from procs import ROOT, free_port, start_server, stop
 
 sys.path.insert(0, str(ROOT))
+
+from victoria import start_agent, start_victoria_metrics
 
 from local_exporter.bundle import scale_out
 from local_exporter.bundle.config import BundleConfig
@@ -106,18 +108,6 @@ def rules(path: Path, interval: int) -> None:
     path.write_text(json.dumps({"groups": [{"name": "chain", "interval": f"{interval}s", "rules": chain}]}))
 
 
-def start(argv: list[str], ready: str, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while not http_ok(ready):
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop(process)
-            sys.exit(f"{argv[0]} did not start: {log.read_text()[-500:]}")
-        time.sleep(0.2)
-    return process
-
-
 def answers(url: str, query: str) -> bool:
     full = f"{url}/api/v1/query?" + urllib.parse.urlencode({"query": query})
     try:
@@ -147,45 +137,24 @@ def main() -> None:
         rule_file = directory / "chain.yml"
         rules(rule_file, args.interval)
         try:
-            store_port, vmalert_port, shard_port, single_port = (free_port() for _ in range(4))
-            store = f"http://127.0.0.1:{store_port}"
-            flags = scale_out.victoria_metrics_flags(
-                listen=f"127.0.0.1:{store_port}", data=str(directory / "vm"), retention="1d"
-            )
-            started.append(
-                start(
-                    ["victoria-metrics", *flags, f"-search.latencyOffset={args.latency_offset}"],
-                    f"{store}/health",
-                    directory / "vm.log",
-                )
-            )
+            store = start_victoria_metrics(directory / "vm", (f"-search.latencyOffset={args.latency_offset}",))
+            started.append(store.process)
             shard = scale_out.shard_config(
-                config, [job], shard=0, shards=1, cluster="bench", write_url=f"{store}/api/v1/write"
+                config, [job], shard=0, shards=1, cluster="bench", write_url=f"{store.url}/api/v1/write"
             )
-            (directory / "shard.yml").write_text(json.dumps(shard))
-            started.append(
-                start(
-                    [
-                        "prometheus",
-                        f"--config.file={directory / 'shard.yml'}",
-                        f"--storage.agent.path={directory / 'shard'}",
-                        f"--web.listen-address=127.0.0.1:{shard_port}",
-                        *scale_out.AGENT_FLAGS,
-                    ],
-                    f"http://127.0.0.1:{shard_port}/-/ready",
-                    directory / "shard.log",
-                )
-            )
+            started.append(start_agent(directory / "shard", "shard", shard).process)
+            vmalert_port = free_port()
             vmalert_flags = scale_out.vmalert_flags(
                 config,
                 rules=[str(rule_file)],
-                store=store,
+                store=store.url,
                 notifier="http://127.0.0.1:1",
                 listen=f"127.0.0.1:{vmalert_port}",
                 cluster="bench",
             )
+            vmalert_url = f"http://127.0.0.1:{vmalert_port}"
             started.append(
-                start(["vmalert", *vmalert_flags], f"http://127.0.0.1:{vmalert_port}/health", directory / "vmalert.log")
+                start_server("vmalert", ["vmalert", *vmalert_flags], directory, vmalert_url, "/health").process
             )
             single_config = {
                 "global": {"evaluation_interval": f"{args.interval}s", "external_labels": {"cluster": "bench"}},
@@ -193,19 +162,15 @@ def main() -> None:
                 "scrape_configs": [job],
             }
             (directory / "single.yml").write_text(json.dumps(single_config))
+            single_port = free_port()
             single = f"http://127.0.0.1:{single_port}"
-            started.append(
-                start(
-                    [
-                        "prometheus",
-                        f"--config.file={directory / 'single.yml'}",
-                        f"--storage.tsdb.path={directory / 'single'}",
-                        f"--web.listen-address=127.0.0.1:{single_port}",
-                    ],
-                    f"{single}/-/ready",
-                    directory / "single.log",
-                )
-            )
+            single_args = [
+                "prometheus",
+                f"--config.file={directory / 'single.yml'}",
+                f"--storage.tsdb.path={directory / 'single'}",
+                f"--web.listen-address=127.0.0.1:{single_port}",
+            ]
+            started.append(start_server("single", single_args, directory, single, "/-/ready").process)
             print(
                 f"Evaluation every {args.interval} s, VictoriaMetrics -search.latencyOffset={args.latency_offset}, "
                 f"vmalert flags as bundle/scale_out.py builds them; seconds from the change until each answers:\n"
@@ -221,7 +186,7 @@ def main() -> None:
                 seen: dict[tuple[str, str], float] = {}
                 while pending and time.monotonic() - changed < ROUND_TIMEOUT:
                     for setup, level in sorted(pending):
-                        url = single if setup == "prometheus" else store
+                        url = single if setup == "prometheus" else store.url
                         if answers(url, phase.query(level)):
                             seen[(setup, level)] = time.monotonic() - changed
                             pending.discard((setup, level))
