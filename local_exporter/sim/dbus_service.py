@@ -1,5 +1,5 @@
-"""What the simulator's DBus services share: a bus connection that leaves no socket behind,
-however it ends (dbus-next leaves its socket open on some paths)."""
+"""What the simulator's DBus services share: connecting, owning a name, and a disconnect that
+leaves no socket behind however the connection ends (local_exporter.common.dbus_bus)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Protocol, TypeVar
 from dbus_next.aio.message_bus import MessageBus
 from dbus_next.constants import NameFlag, RequestNameReply
 from dbus_next.message import Message
+
+from local_exporter.common.dbus_bus import Bus, close_socket
 
 
 class NameNotOwned(RuntimeError):
@@ -34,19 +36,9 @@ async def release(bus: MessageBus, name: str) -> None:
         await disconnect(bus)
 
 
-class ServiceBus(MessageBus):
-    """dbus-next's bus, closing its socket itself when connecting to the address fails."""
-
-    def _setup_socket(self) -> None:
-        try:
-            super()._setup_socket()  # type: ignore[no-untyped-call]
-        except BaseException:
-            close_socket(self)
-            raise
-
-
 async def disconnect(bus: MessageBus) -> None:
-    """Disconnect `bus` completely, closing the socket dbus-next leaves open."""
+    """Disconnect `bus` completely, whatever state it is in, its socket closed (a `Bus` closes it
+    as it is finalized; dbus-next's own bus, which tests use too, leaves it open)."""
     done = bus._disconnect_future
     if bus.connected:
         bus.disconnect()  # type: ignore[no-untyped-call]
@@ -56,12 +48,6 @@ async def disconnect(bus: MessageBus) -> None:
     if not done.cancelled():
         done.exception()  # a bus lost earlier was reported to the caller that noticed
     close_socket(bus)
-
-
-def close_socket(bus: MessageBus) -> None:
-    for item in (getattr(bus, "_stream", None), getattr(bus, "_sock", None)):
-        if item is not None:
-            item.close()
 
 
 def retrieve(future: asyncio.Future[None]) -> None:
@@ -79,7 +65,7 @@ S = TypeVar("S", bound=Service)
 async def serve_on(bus_address: str, name: str, make: Callable[[MessageBus], S]) -> S:
     """Connect to `bus_address`, answer with the service `make(bus)` builds and own `name`: a
     daemon starting. Nothing is left connected when it fails."""
-    bus = ServiceBus(bus_address=bus_address)
+    bus = Bus(bus_address=bus_address)
     try:
         await bus.connect()
         service = make(bus)

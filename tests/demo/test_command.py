@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from local_exporter.sim.host_bus import MAX_SOCKET_PATH
 from tests.support.processes import LOOPBACK, local_exporter_args, python_env
 
 ANY_PORT = [
@@ -101,7 +102,6 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/status").read_text().find("State:\tZ") < 0
 
 
-@pytest.mark.timeout(300)
 def _processes_mentioning(text: str) -> list[int]:
     found = []
     for proc in Path("/proc").iterdir():
@@ -114,8 +114,9 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
-def test_the_sharded_demo_runs_alerts_and_leaves_nothing_behind(tmp_path: Path) -> None:
-    directory = tmp_path / "demo"
+@pytest.mark.timeout(300)
+def test_the_sharded_demo_runs_alerts_and_leaves_nothing_behind(short_dir: Path) -> None:
+    directory = short_dir / "demo"  # a host's bus socket in it stays within dbus-daemon's 99 bytes
     args = ["demo", "--shards", "2", "--speed", "60", "--duration", "240", "--progress-every", "5"]
     args += ["--dir", str(directory)]
     process = subprocess.Popen(
@@ -217,6 +218,25 @@ def test_a_port_in_use_is_named_with_its_flag() -> None:
     assert result.stdout == ""
     assert f"port {port} on 127.0.0.1 is not available" in result.stderr
     assert "--prometheus-port" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_directory_too_long_for_a_hosts_bus_is_named(short_dir: Path) -> None:
+    directory = short_dir / ("d" * (MAX_SOCKET_PATH - len(str(short_dir))))
+    result = subprocess.run(
+        local_exporter_args("demo", "--dir", str(directory), "--duration", "5", *ANY_PORT, "--bridge-port-base", "0"),
+        env=python_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    socket_path = directory / "fleet" / "hosts" / "host-0000" / "bus"
+    assert result.stderr == (
+        f"local-exporter demo: the simulated fleet cannot start: a host's bus socket {socket_path} is "
+        f"{len(str(socket_path))} bytes long, and dbus-daemon takes at most 99: use a shorter directory\n"
+    )
+    assert not _processes_mentioning(str(directory))
+    assert not list(directory.rglob("bus"))
 
 
 @pytest.mark.parametrize(

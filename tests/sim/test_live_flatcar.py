@@ -39,7 +39,7 @@ async def test_a_rollout_through_the_etcd_lock_shows_every_phase(short_dir: Path
         download=600.0,
         flatcar=FlatcarFleetSpec(hosts=3, version=OLD, locks=(("default", 1),)),
     )
-    options = LiveOptions(short_dir, speed=SPEED, bridge_port_base=0)
+    options = LiveOptions(short_dir, speed=SPEED, bridge_port_base=0, airlock_port=0)
     seen: set[tuple[str, str, str]] = set()
     async with live_fleet(scenario, options) as live, aiohttp.ClientSession() as session:
         config = yaml.safe_load((short_dir / "prometheus" / "prometheus.yml").read_text())

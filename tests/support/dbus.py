@@ -7,6 +7,7 @@ address, which is how the tests restart a service or the bus under a running bri
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import select
@@ -270,3 +271,47 @@ async def connections_from(address: str, pid: int) -> int:
 async def name_owned(address: str, name: str) -> bool:
     async with bus_client(address) as bus:
         return bool((await _bus_call(bus, "NameHasOwner", "s", [name])).body[0])
+
+
+#: Where a peer standing in for a dying bus daemon hangs up: at once, after the client's AUTH
+#: line (the daemon gone before it answered), or halfway through its answer.
+HangUp = Literal["at once", "after AUTH", "mid-answer"]
+HANG_UPS: tuple[HangUp, ...] = ("at once", "after AUTH", "mid-answer")
+
+
+@contextlib.asynccontextmanager
+async def bus_that_hangs_up(directory: Path, when: HangUp | None) -> AsyncIterator[str]:
+    """A Unix socket where a bus daemon would listen, whose peer closes each connection during
+    authentication as a dbus-daemon being stopped does (`when`), or never answers (`None`); yields
+    its DBus address. A real dbus-daemon cannot be made to die at a chosen byte of the exchange."""
+
+    closing = asyncio.Event()
+    peers: list[asyncio.Task[object]] = []
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peers.append(asyncio.current_task())  # type: ignore[arg-type]
+        try:
+            if when == "at once":
+                return
+            await reader.readexactly(1)  # the credentials byte
+            await reader.readline()  # AUTH EXTERNAL <uid>
+            if when == "mid-answer":
+                writer.write(b"OK 0123456789abcdef")
+                await writer.drain()
+            elif when is None:
+                await closing.wait()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    path = directory / "dying-bus"
+    server = await asyncio.start_unix_server(peer, path)
+    try:
+        yield f"unix:path={path}"
+    finally:
+        closing.set()
+        server.close()
+        await server.wait_closed()
+        await asyncio.gather(*peers, return_exceptions=True)  # each has closed its end
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

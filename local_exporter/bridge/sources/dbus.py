@@ -38,6 +38,7 @@ from dbus_next.validators import (
 
 from local_exporter.bridge.errors import BadPayload, PayloadTooLarge, SourceFailed, SourceUnavailable
 from local_exporter.bridge.sources.base import ParseContext, SharedResources, SourceLimits
+from local_exporter.common.dbus_bus import Bus
 from local_exporter.common.fields import Table
 
 DEFAULT_MAX_CALLS_IN_FLIGHT = 1
@@ -116,10 +117,11 @@ def shared_connection(shared: SharedResources, bus: str, address: str) -> BusCon
     return shared.get(("dbus", bus, address), lambda: BusConnection(bus, address), BusConnection.aclose)
 
 
-class _MessageBus(MessageBus):
-    """dbus-next's bus, closing its socket itself so no fd outlives a failed or ended connection.
+class _MessageBus(Bus):
+    """The common bus (no endless loop on a bus closing during authentication, no socket left
+    open), whose futures nobody awaits are retrieved.
 
-    dbus-next also fails futures nobody awaits when the bus goes away under it: the one behind
+    dbus-next fails futures nobody awaits when the bus goes away under it: the one behind
     `wait_for_disconnect` and the write future of every message `call` sends. asyncio would log
     each as an ERROR ("Future exception was never retrieved") with a traceback, on every lost
     bus; the scrape that notices already reports the loss, so those errors are retrieved here.
@@ -134,18 +136,6 @@ class _MessageBus(MessageBus):
         future: asyncio.Future[None] = super().send(msg)
         future.add_done_callback(_retrieve)
         return future
-
-    def _setup_socket(self) -> None:
-        try:
-            super()._setup_socket()
-        except BaseException:
-            self.close_socket()
-            raise
-
-    def close_socket(self) -> None:
-        for item in (getattr(self, "_stream", None), getattr(self, "_sock", None)):
-            if item is not None:
-                item.close()
 
 
 class BusConnection:
@@ -192,10 +182,10 @@ class BusConnection:
 
 
 def _dispose(bus: _MessageBus) -> None:
+    """End `bus` now, whatever state it is in (its socket closes as it is finalized)."""
     if not bus._disconnected:
         bus.disconnect()
         bus._finalize(None)
-    bus.close_socket()
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:

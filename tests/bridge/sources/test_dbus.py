@@ -28,12 +28,15 @@ from local_exporter.bridge.sources import SharedResources, SourceLimits
 from local_exporter.bridge.sources.dbus import DEFAULT_MAX_CALLS_IN_FLIGHT, DBusSettings, DBusSource
 from tests.support.bridges import bridge_app, sample
 from tests.support.dbus import (
+    HANG_UPS,
     PROMBUS_INTERFACE,
     PROMBUS_METHOD,
     PROMBUS_NAME,
     PROMBUS_PATH,
     DBusDaemon,
+    HangUp,
     PrombusFactory,
+    bus_that_hangs_up,
     connections_from,
     name_owned,
 )
@@ -217,6 +220,49 @@ async def test_bus_socket_that_does_not_exist_is_unavailable(aiohttp_client: Aio
     for _ in range(2):  # a failed connect leaves nothing behind that breaks the next attempt
         await assert_error(await scrape(client), 503, "selector prombus: unavailable:", address, "No such file")
     assert sample(registry, REQUESTS, selector="prombus", outcome="unavailable") == 2
+
+
+#: The reasons each hang-up may give (the errors the connect may see: tests/common/test_dbus_bus.py).
+HUNG_UP: dict[HangUp, tuple[str, ...]] = {
+    "at once": ("Connection reset by peer", "Broken pipe", "the bus closed the connection during authentication"),
+    "after AUTH": ("the bus closed the connection during authentication",),
+    "mid-answer": ("the bus closed the connection during authentication",),
+}
+
+
+@pytest.mark.parametrize("when", HANG_UPS)
+async def test_a_bus_hanging_up_during_authentication_is_unavailable(
+    aiohttp_client: AiohttpClient, short_dir: Path, when: HangUp
+) -> None:
+    """A bus daemon stopping while the bridge connects (tests/common/test_dbus_bus.py): each
+    scrape gets its 503 at once and the bridge serves on."""
+    registry = CollectorRegistry()
+    async with bus_that_hangs_up(short_dir, when) as address:
+        client = await start_bridge(aiohttp_client, selector(address=address), registry)
+        await scrape(client)
+        before = open_fds()
+        started = time.monotonic()
+        for _ in range(3):
+            body = await assert_error(
+                await scrape(client), 503, f"selector prombus: unavailable: connect to DBus {address}: "
+            )
+            assert any(reason in body for reason in HUNG_UP[when]), body
+        assert time.monotonic() - started < 1
+        assert (await client.get("/metrics")).status == 200
+        assert open_fds() <= before
+    assert sample(registry, REQUESTS, selector="prombus", outcome="unavailable") == 4
+
+
+async def test_a_bus_that_never_answers_the_connect_times_out_at_the_selector_deadline(
+    aiohttp_client: AiohttpClient, short_dir: Path
+) -> None:
+    registry = CollectorRegistry()
+    async with bus_that_hangs_up(short_dir, None) as address:
+        client = await start_bridge(aiohttp_client, selector(address=address, timeout=0.3), registry)
+        started = time.monotonic()
+        await assert_error(await scrape(client), 504, "selector prombus: timeout:", "0.3 s deadline")
+        assert 0.3 <= time.monotonic() - started < 1.5
+    assert sample(registry, REQUESTS, selector="prombus", outcome="timeout") == 1
 
 
 async def test_unresponsive_service_times_out_at_the_selector_deadline(
