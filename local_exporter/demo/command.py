@@ -297,7 +297,8 @@ async def _report_progress(
 
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), every)
+                async with asyncio.timeout(every):
+                    await stop.wait()
             if stop.is_set():
                 return
             print(await _progress(query, live, receiver), flush=True)

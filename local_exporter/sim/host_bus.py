@@ -60,7 +60,8 @@ class HostBus:
         try:
             assert self._process.stdout is not None
             # Printed once the socket listens: `unix:path=...,guid=...`.
-            line = await asyncio.wait_for(self._process.stdout.readline(), START_TIMEOUT)
+            async with asyncio.timeout(START_TIMEOUT):
+                line = await self._process.stdout.readline()
             if not line.decode().startswith(self.address + ","):
                 said = self.log.read_text(errors="replace").strip().splitlines()[-1:]
                 raise RuntimeError(f"dbus-daemon for {self.socket} did not start: {' '.join(said) or line!r}")
@@ -75,7 +76,8 @@ class HostBus:
         with contextlib.suppress(ProcessLookupError):
             process.terminate()
         try:
-            await asyncio.wait_for(process.wait(), 10)
+            async with asyncio.timeout(10):
+                await process.wait()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()

@@ -257,7 +257,8 @@ class LiveFleet:
             if until is not None and t >= until:
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.options.step)
+                async with asyncio.timeout(self.options.step):
+                    await stop.wait()
 
     async def close(self) -> None:
         for transport in self._transports:

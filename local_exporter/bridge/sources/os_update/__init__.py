@@ -280,7 +280,8 @@ class OsUpdateSource(_Polling):
         now = time.time()
         reading, body = None, b""
         with contextlib.suppress(SourceError, TimeoutError):
-            body = await asyncio.wait_for(self.agent.fetch(), timeout)
+            async with asyncio.timeout(timeout):
+                body = await self.agent.fetch()
             reading = zincati.parse(body, now)
         if reading is None:
             body = b""  # never pass on what did not parse
@@ -292,7 +293,8 @@ class OsUpdateSource(_Polling):
                 # A boot since the record was made: read rpm-ostree anew before judging it.
                 self.reader.invalidate()
             try:
-                sysroot, rpm_ostree_up = await asyncio.wait_for(self.reader.state(), timeout), True
+                async with asyncio.timeout(timeout):
+                    sysroot, rpm_ostree_up = await self.reader.state(), True
             except (SourceError, TimeoutError):
                 rpm_ostree_up = False
         booted = sysroot.booted if sysroot is not None else None
@@ -325,7 +327,8 @@ class FlatcarSource(_Polling):
         now = time.time()
         files = update_engine.read_files(self.settings.update_engine.files)
         try:
-            await asyncio.wait_for(self.reader.state(), self._timeout())
+            async with asyncio.timeout(self._timeout()):
+                await self.reader.state()
             self._up, self._last_answer = True, now
         except (SourceError, TimeoutError):
             self._up = False
