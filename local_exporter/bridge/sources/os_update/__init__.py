@@ -210,11 +210,14 @@ class _Polling:
         return self._render()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            # asyncio.wait, not await: the task's own CancelledError is not ours, and a cancel of
+            # this close still reaches whoever closes.
+            await asyncio.wait({task})
+            if not task.cancelled():
+                task.exception()  # a reader that had failed was reported by the scrape after it
 
     async def _run(self) -> None:
         while True:
