@@ -31,6 +31,9 @@ from local_exporter.sim.live import LiveFleet, LiveOptions, ensure_descriptors, 
 from local_exporter.sim.scenario import FEDORA_COREOS, FLATCAR, Scenario
 
 #: The queries the banner suggests: the rollout views the dashboards are built on.
+#: Where the bridges log (every failed scrape: a host rebooting is one), in the demo's directory.
+BRIDGES_LOG = "bridges.log"
+
 EXAMPLE_QUERIES = (
     f"sum by (stream) ({rules.HOSTS_ON_NEWEST}) / sum by (stream) ({rules.HOSTS_BY_STREAM})",
     f"sum by (phase) ({rules.HOSTS_BY_PHASE})",
@@ -124,7 +127,7 @@ async def _demo(args: argparse.Namespace, scenario: Scenario, ports: Ports, dire
     if args.shards:
         config = replace(config, scale_out_shards=args.shards)
     write(directory / "bundle", config)
-    _log_bridges_to(directory / "bridges.log")
+    _log_bridges_to(directory / BRIDGES_LOG)
     stop = stop_on_signals()
     if args.duration:
         asyncio.get_running_loop().call_later(args.duration, stop.set)
@@ -152,6 +155,7 @@ async def _demo(args: argparse.Namespace, scenario: Scenario, ports: Ports, dire
         except OSError as exc:
             raise DemoError(f"the simulated fleet cannot start: {exc.strerror or exc}") from None
         fleet_running = asyncio.create_task(live.run(stop))
+        fleet_running.add_done_callback(lambda _: stop.set())  # a fleet that fails ends the demo
         await receiver_runner.setup()
         await web.TCPSite(receiver_runner, address, ports.receiver).start()
         started.append(await asyncio.to_thread(_alertmanager, config, directory, address, ports.alertmanager))
@@ -168,7 +172,7 @@ async def _demo(args: argparse.Namespace, scenario: Scenario, ports: Ports, dire
             await asyncio.to_thread(servers.stop, server)
         await receiver_runner.cleanup()
         if fleet_running is not None:
-            await fleet_running
+            await asyncio.wait({fleet_running})  # its failure is reported below, once all is down
         await live.close()
         kept = f"; files kept in {directory}" if args.dir else ""
         stores_down = f"{args.shards} Prometheus shards, VictoriaMetrics, vmalert" if args.shards else "Prometheus"
@@ -176,6 +180,12 @@ async def _demo(args: argparse.Namespace, scenario: Scenario, ports: Ports, dire
             f"demo stopped: {stores_down}, Alertmanager, the receiver and "
             f"{len(live.bridge_ports) + len(live.flatcar_ports)} bridges are down{kept}"
         )
+    assert fleet_running is not None
+    failure = fleet_running.exception() if not fleet_running.cancelled() else None
+    if failure is not None:
+        logging.getLogger("local_exporter").error("the simulated fleet stopped", exc_info=failure)
+        where = f" (its traceback is in {directory / BRIDGES_LOG})" if args.dir else ""
+        raise DemoError(f"the simulated fleet stopped: {type(failure).__name__}: {failure}{where}")
     return 0
 
 

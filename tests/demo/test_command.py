@@ -13,6 +13,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -218,6 +219,47 @@ def test_a_port_in_use_is_named_with_its_flag() -> None:
     assert result.stdout == ""
     assert f"port {port} on 127.0.0.1 is not available" in result.stderr
     assert "--prometheus-port" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.timeout(200)
+def test_a_fleet_that_fails_ends_the_demo_with_one_line_and_nothing_left(short_dir: Path) -> None:
+    """The simulated fleet failing under the demo (its hosts' directory removed: the next agent
+    to start cannot make its socket) stops everything, says so in one line and exits 1; the
+    traceback goes to the kept directory's bridges.log."""
+    directory = short_dir / "demo"
+    args = ["demo", "--speed", "60", "--progress-every", "2", "--dir", str(directory)]
+    process = subprocess.Popen(
+        local_exporter_args(*args, *ANY_PORT, "--bridge-port-base", "0"),
+        env=python_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    out = Output(process)
+    try:
+        out.wait_for(r"^\[scenario ", 120)
+        shutil.rmtree(directory / "fleet" / "hosts")
+        assert process.wait(120) == 1
+        out.wait_for(r"^demo stopped: Prometheus, Alertmanager, the receiver and 32 bridges are down", 5)
+        assert process.stderr is not None
+        error = process.stderr.read()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        out.close()
+        if process.stderr is not None:
+            process.stderr.close()
+    log = directory / "bridges.log"
+    assert re.fullmatch(
+        # uvloop names no path in the error of a socket it could not make.
+        r"local-exporter demo: the simulated fleet stopped: FileNotFoundError: \[Errno 2\] No such file or "
+        rf"directory[^\n]* \(its traceback is in {re.escape(str(log))}\)\n",
+        error,
+    ), error
+    assert "ERROR local_exporter the simulated fleet stopped\nTraceback" in log.read_text()
+    assert not _processes_mentioning(str(directory)), "a server or a host's dbus-daemon is still running"
 
 
 def test_a_directory_too_long_for_a_hosts_bus_is_named(short_dir: Path) -> None:

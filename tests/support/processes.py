@@ -7,6 +7,7 @@ and every wait is a poll against a deadline, never a fixed sleep.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import socket
@@ -30,12 +31,31 @@ STOP_TIMEOUT = 10.0
 T = TypeVar("T")
 
 
+#: Where the ports tests hand to servers come from. The kernel gives every socket bound to port 0
+#: and every outgoing connection a port from 32768 to 60999 (ip_local_port_range), so a port
+#: found free there can be taken before the server the test starts binds it, the more often the
+#: more connections the suite's workers make side by side. Below that range, each xdist worker
+#: takes its ports from a block of its own, in turn: nothing else hands them out.
+PORT_BLOCKS_START = 20000
+PORT_BLOCK_SIZE = 2000
+_port_turns = itertools.count()
+
+
+def _port_block() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # gw0, gw1, ... (one process: none)
+    start = PORT_BLOCKS_START + int(worker.removeprefix("gw")) * PORT_BLOCK_SIZE
+    return range(start, start + PORT_BLOCK_SIZE)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port on 127.0.0.1 that nothing listens on right now, from this worker's block: the
+    next one in turn, so a port comes back only after the whole block has been handed out."""
+    block = _port_block()
+    for _ in block:
+        port = block[next(_port_turns) % len(block)]
+        if port_is_free(port):
+            return port
+    raise RuntimeError(f"no free port in {block}")
 
 
 def port_is_free(port: int) -> bool:
