@@ -21,6 +21,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ class Output:
         self.lines: list[str] = []
         self._queue: queue.Queue[str] = queue.Queue()
         assert process.stdout is not None
+        self.process = process
         self._stream = stream = process.stdout
         self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
         self._thread.start()
@@ -67,6 +69,26 @@ class Output:
                 raise AssertionError(f"no line matching {pattern!r} in {timeout} s:\n" + "".join(self.lines[-40:]))
             with contextlib.suppress(queue.Empty):
                 self.lines.append(self._queue.get(timeout=min(remaining, 1.0)))
+
+
+@contextlib.contextmanager
+def running_demo(argv: list[str], *, cwd: Path | None = None, stderr: int = subprocess.STDOUT) -> Iterator[Output]:
+    """The demo as a process of its own session, its stdout read line by line (stderr with it, or
+    on `process.stderr` with `stderr=subprocess.PIPE`). On the way out, whatever it left running
+    in its group is killed, so no server outlives a failed test."""
+    process = subprocess.Popen(
+        argv, cwd=cwd, env=python_env(), stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True
+    )
+    out = Output(process)
+    try:
+        yield out
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        out.close()
+        if process.stderr is not None:
+            process.stderr.close()
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -120,16 +142,8 @@ def test_the_sharded_demo_runs_alerts_and_leaves_nothing_behind(short_dir: Path)
     directory = short_dir / "demo"  # a host's bus socket in it stays within dbus-daemon's 99 bytes
     args = ["demo", "--shards", "2", "--speed", "60", "--duration", "240", "--progress-every", "5"]
     args += ["--dir", str(directory)]
-    process = subprocess.Popen(
-        local_exporter_args(*args, *ANY_PORT, "--bridge-port-base", "0"),
-        env=python_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # on a failure, its whole group goes: no server outlives the test
-    )
-    out = Output(process)
-    try:
+    with running_demo(local_exporter_args(*args, *ANY_PORT, "--bridge-port-base", "0")) as out:
+        process = out.process
         store = out.wait_for(r"VictoriaMetrics +(http://\S+) +\(pid (\d+)\)", 90)
         shards = out.wait_for(r"shards +2 Prometheus .*: (\S+)/targets \(pid (\d+)\), (\S+)/targets \(pid (\d+)\)", 5)
         vmalert = out.wait_for(r"vmalert +(http://\S+) +\(pid (\d+)\)", 5)
@@ -189,11 +203,6 @@ def test_the_sharded_demo_runs_alerts_and_leaves_nothing_behind(short_dir: Path)
             "are down",
             5,
         )
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        out.close()
     assert not [pid for pid in pids if _alive(pid)], "a server the demo started is still running"
     assert not [port for port in ports if _listening(port)], "a port the demo opened still listens"
     assert list(directory.rglob("*.sock")) == []
@@ -228,29 +237,14 @@ def test_a_fleet_that_fails_ends_the_demo_with_one_line_and_nothing_left(short_d
     traceback goes to the kept directory's bridges.log."""
     directory = short_dir / "demo"
     args = ["demo", "--speed", "60", "--progress-every", "2", "--dir", str(directory)]
-    process = subprocess.Popen(
-        local_exporter_args(*args, *ANY_PORT, "--bridge-port-base", "0"),
-        env=python_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    out = Output(process)
-    try:
+    argv = local_exporter_args(*args, *ANY_PORT, "--bridge-port-base", "0")
+    with running_demo(argv, stderr=subprocess.PIPE) as out:
         out.wait_for(r"^\[scenario ", 120)
         shutil.rmtree(directory / "fleet" / "hosts")
-        assert process.wait(120) == 1
+        assert out.process.wait(120) == 1
         out.wait_for(r"^demo stopped: Prometheus, Alertmanager, the receiver and 32 bridges are down", 5)
-        assert process.stderr is not None
-        error = process.stderr.read()
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        out.close()
-        if process.stderr is not None:
-            process.stderr.close()
+        assert out.process.stderr is not None
+        error = out.process.stderr.read()
     log = directory / "bridges.log"
     assert re.fullmatch(
         # uvloop names no path in the error of a socket it could not make.
@@ -339,25 +333,10 @@ def test_the_readmes_first_command_runs_as_written_and_again_at_once() -> None:
     if busy:
         pytest.skip(f"the demo's default ports {busy} are in use on this machine")
     for run in ("first", "second"):
-        process = subprocess.Popen(
-            ["bash", "-c", command],
-            cwd=root,
-            env=python_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        out = Output(process)
-        try:
+        with running_demo(["bash", "-c", command], cwd=root) as out:
             out.wait_for(r"Prometheus +http://127\.0\.0\.1:9090 +\(pid \d+\)", 300)
             out.wait_for(r"\[scenario \d+:\d+\] fedora-coreos newest [\d.]+ on \d+/24 hosts; flatcar newest", 60)
-            os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
-            assert process.wait(60) == 0, run
+            os.killpg(out.process.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+            assert out.process.wait(60) == 0, run
             out.wait_for(r"demo stopped", 5)
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            out.close()
         assert all(_free(port) for port in DEFAULT_PORTS), run
