@@ -19,6 +19,7 @@ and alerts, every window scaled by --speed; Alertmanager (`prometheus-alertmanag
 the alerts to a receiver that prints each one here. Every --progress-every seconds a line shows
 the rollout's progress, the hosts per update phase and the alerts firing. Ctrl-C (or
 --duration) stops everything and removes what it made (a --dir is kept, its sockets removed).
+If the simulated fleet fails, the demo stops the same way and says why in one line (exit 1).
 """
 
 

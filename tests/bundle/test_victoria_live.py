@@ -14,13 +14,14 @@ The fleet runs 60 times faster than real time with the windows scaled alike, and
 no release is offered, one host has updates disabled, one fails its update checks, and one's
 agent is down from the tenth wall second on, so what the rules say is not changing while they
 are compared. Every dashboard panel query answers the same on both too, within the tolerance
-`_panel_tolerance` states. vmalert also evaluates the alerts (prometheus/vmalert/alerts.yml) and
+`_panel_tolerance` states (a latency quantile: in the same histogram bucket, `_same_bucket`). vmalert also evaluates the alerts (prometheus/vmalert/alerts.yml) and
 notifies a real Alertmanager: the down agent pages through it into a webhook.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import math
 import re
 import time
@@ -30,7 +31,8 @@ from typing import Any
 import pytest
 import yaml
 
-from local_exporter.bundle import dashboards, scale_out
+from local_exporter.bridge.metrics import DURATION_BUCKETS
+from local_exporter.bundle import dashboards, names, scale_out
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.generate import VMALERT_ALERTS_PATH, write
 from local_exporter.common.durations import parse_duration
@@ -209,6 +211,7 @@ def _panel_differences(
             (k, expected[k], got[k])
             for k in expected
             if not abs(expected[k] - got[k]) <= relative * max(abs(expected[k]), abs(got[k])) + absolute
+            and not _same_bucket(query, expected[k], got[k])
         ]
         if wrong:
             out.append(f"{where}: {wrong[:2]}")
@@ -228,6 +231,17 @@ def _panel_tolerance(query: str, ranges: list[float]) -> tuple[float, float]:
     relative = TOLERANCE + (SCRAPE_INTERVAL / (min(ranges) - SCRAPE_INTERVAL) if ranges else 0.0)
     absolute = 1.5 * SCRAPE_INTERVAL if "time() -" in query else 1.0 if "increase(" in query else 1e-9
     return relative, absolute
+
+
+def _same_bucket(query: str, a: float, b: float) -> bool:
+    """A quantile of the bridges' request durations agrees as far as the histogram can tell: both
+    answers lie in one bucket. histogram_quantile() interpolates inside the bucket the rank falls
+    in, and the two sides' windows hold requests counted at different moments, so under load the
+    answers moved within their bucket by 19 % of the larger (measured: 1.78 ms against 2.2 ms, both in
+    1-2.5 ms), beyond the rate tolerance."""
+    if "histogram_quantile(" not in query or names.BRIDGE_DURATION not in query:
+        return False
+    return bisect.bisect_left(DURATION_BUCKETS, a) == bisect.bisect_left(DURATION_BUCKETS, b)
 
 
 def _vector(server: Prometheus, query: str, at: float) -> dict[tuple[tuple[str, str], ...], float]:
