@@ -1,4 +1,5 @@
-"""A backfilled simulated fleet and a Prometheus on it: what bench/rules.py and bench/dashboards.py share.
+"""A backfilled simulated fleet and a Prometheus on it: what bench/rules.py, bench/dashboards.py and
+bench/victoria.py share.
 
 The fleet is a FleetLock rollout in progress (50 reboot slots, half the wariness window passed
 at the end), so that every update phase has hosts. Its history is written as OpenMetrics by the
@@ -7,6 +8,7 @@ simulator and turned into TSDB blocks by `promtool tsdb create-blocks-from openm
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -52,6 +54,13 @@ class Backfill:
             f"{stats.samples:,} samples, {stats.series:,} series; "
             f"generated in {self.generated_s:.0f} s, loaded in {self.loaded_s:.0f} s"
         )
+
+
+def add_reading_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a benchmark that reads the rules on a backfilled history."""
+    parser.add_argument("--interval", default="1m", help="history scrape interval (default 1m)")
+    parser.add_argument("--evaluations", type=int, default=5, help="rule evaluations before reading (default 5)")
+    parser.add_argument("--rounds", type=int, default=3, help="readings of the rules, a minute apart (default 3)")
 
 
 def openmetrics_path(data: Path) -> Path:

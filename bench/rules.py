@@ -41,7 +41,7 @@ from procs import ROOT, free_port, rss_mb, stop
 
 sys.path.insert(0, str(ROOT))
 
-from backfilled import backfill, preamble, rule_files, start_prometheus
+from backfilled import add_reading_options, backfill, preamble, rule_files, start_prometheus
 
 from local_exporter.bundle.config import BundleConfig
 from local_exporter.bundle.generate import write
@@ -134,9 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--hosts", default="10000,100000", help="fleet sizes (default 10000,100000)")
     parser.add_argument("--minutes", type=float, default=60, help="history length (default 60)")
-    parser.add_argument("--interval", default="1m", help="history scrape interval (default 1m)")
-    parser.add_argument("--evaluations", type=int, default=5, help="rule evaluations before reading (default 5)")
-    parser.add_argument("--rounds", type=int, default=3, help="readings of the rules, a minute apart (default 3)")
+    add_reading_options(parser)
     parser.add_argument(
         "--reported",
         action="store_true",

@@ -109,7 +109,7 @@ from procs import ROOT, Server, child_env, cpu_seconds, free_port, rss_mb, start
 
 sys.path.insert(0, str(ROOT))
 
-from backfilled import backfill, openmetrics_path, preamble, scenario, start_prometheus
+from backfilled import add_reading_options, backfill, openmetrics_path, preamble, scenario, start_prometheus
 from scrape_bodies import render_rounds
 
 from local_exporter.bundle import scale_out
@@ -938,9 +938,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--hosts", type=int, default=100_000, help="fleet size (default 100000)")
     parser.add_argument("--minutes", type=float, default=15, help="history length for the rules (default 15)")
-    parser.add_argument("--interval", default="1m", help="history scrape interval (default 1m)")
-    parser.add_argument("--evaluations", type=int, default=5, help="rule evaluations before reading (default 5)")
-    parser.add_argument("--rounds", type=int, default=3, help="readings of the rules, a minute apart (default 3)")
+    add_reading_options(parser)
     parser.add_argument(
         "--inferred",
         action="store_true",

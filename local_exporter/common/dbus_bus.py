@@ -30,10 +30,9 @@ class Bus(MessageBus):
         try:
             await super().connect()
         except BaseException:
-            if not self._disconnected:
+            if not self._disconnected:  # once finalized, its socket is closed already
                 self._user_disconnect = True  # the caller has the error: the disconnect future has none
                 self._finalize(None)
-            close_socket(self)
             raise
         return self
 

@@ -30,10 +30,10 @@ from local_exporter.sim import scenario_file
 from local_exporter.sim.live import LiveFleet, LiveOptions, ensure_descriptors, port_range
 from local_exporter.sim.scenario import FEDORA_COREOS, FLATCAR, Scenario
 
-#: The queries the banner suggests: the rollout views the dashboards are built on.
 #: Where the bridges log (every failed scrape: a host rebooting is one), in the demo's directory.
 BRIDGES_LOG = "bridges.log"
 
+#: The queries the banner suggests: the rollout views the dashboards are built on.
 EXAMPLE_QUERIES = (
     f"sum by (stream) ({rules.HOSTS_ON_NEWEST}) / sum by (stream) ({rules.HOSTS_BY_STREAM})",
     f"sum by (phase) ({rules.HOSTS_BY_PHASE})",
